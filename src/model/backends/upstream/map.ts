@@ -1,0 +1,79 @@
+/**
+ * VFIO_IOMMU_MAP_DMA: vfio_iommu_type1_map_dma and vfio_dma_do_map
+ * (drivers/vfio/vfio_iommu_type1.c, Linux 6.1). Every check runs before any
+ * state changes; a failure part-way removes the whole vfio_dma.
+ */
+import { Errno } from '../../errno.js';
+import type { MapDmaArg } from '../../events.js';
+import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/topology.js';
+import { iovaDmaValid } from '../../type1/iova-list.js';
+import { mapRuns, pinRemote } from '../../type1/pin.js';
+import { newDma } from '../../type1/vfio-dma.js';
+import type { VfioIommu } from '../../type1/vfio-iommu.js';
+import { U64_MAX } from '../../units.js';
+import type { IoctlResult } from '../../vfio/driver.js';
+import { removeDma } from './remove.js';
+
+const MAP_FLAGS = new Set(['READ', 'WRITE', 'VADDR']);
+/** offsetofend(struct vfio_iommu_type1_dma_map, size). */
+const MAP_MINSZ = 32;
+
+export function mapDma(iommu: VfioIommu, pid: number, seq: number, arg: MapDmaArg): IoctlResult {
+  const env = iommu.env;
+  // vfio_iommu_type1_map_dma: argsz too small or unknown flags.
+  if ((arg.argsz !== undefined && arg.argsz < MAP_MINSZ) || arg.flags.some((f) => !MAP_FLAGS.has(f))) {
+    return { ret: -Errno.EINVAL };
+  }
+  const setVaddr = arg.flags.includes('VADDR');
+  let prot = 0;
+  if (arg.flags.includes('WRITE')) prot |= IOMMU_WRITE;
+  if (arg.flags.includes('READ')) prot |= IOMMU_READ;
+  // vfio_dma_do_map: prot and VADDR are exclusive, and one is required.
+  if ((prot && setVaddr) || (!prot && !setVaddr)) return { ret: -Errno.EINVAL };
+
+  const { iova, vaddr, size } = arg;
+  const mask = iommu.minPageSize - 1n;
+  if (size === 0n || ((size | iova | vaddr) & mask) !== 0n) return { ret: -Errno.EINVAL };
+  // Don't allow IOVA or virtual address wrap.
+  if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) return { ret: -Errno.EINVAL };
+
+  const existing = iommu.dmaList.find(iova, size);
+  if (setVaddr) {
+    // VFIO_DMA_MAP_FLAG_VADDR: only an exact match of an invalidated mapping.
+    if (!existing) return { ret: -Errno.ENOENT };
+    if (!existing.vaddrInvalid || existing.iova !== iova || existing.size !== size) return { ret: -Errno.EINVAL };
+    existing.vaddr = vaddr;
+    existing.vaddrInvalid = false;
+    iommu.vaddrInvalidCount--;
+    return { ret: 0 };
+  }
+  if (existing) return { ret: -Errno.EEXIST };
+  if (iommu.dmaAvail === 0) return { ret: -Errno.ENOSPC };
+  if (!iovaDmaValid(iommu.iovaList, iova, iova + size - 1n)) return { ret: -Errno.EINVAL };
+
+  const proc = env.process(pid);
+  const dma = newDma({ iova, vaddr, size, prot, lockCap: proc.capIpcLock, pid, seq });
+  iommu.dmaAvail--;
+  iommu.dmaList.link(dma);
+
+  // Don't pin and map if the container has no IOMMU-capable domain.
+  if (iommu.hasIommuDomain()) {
+    const npages = Number(size >> env.pageShift);
+    const pinned = pinRemote(env, dma, pid, 0, npages);
+    if (!pinned.ok) {
+      removeDma(iommu, dma);
+      return { ret: pinned.ret };
+    }
+    dma.runs = pinned.runs;
+    for (const d of iommu.domains) mapRuns(env, d, dma, pinned.runs);
+    dma.iommuMapped = true;
+    iommu.charge(dma, pinned.charge);
+  }
+
+  // vfio_dma_bitmap_alloc: more than INT_MAX pages cannot be tracked.
+  if (iommu.dirtyPageTracking && size / iommu.minPageSize > 0x7fffffffn) {
+    removeDma(iommu, dma);
+    return { ret: -Errno.EINVAL };
+  }
+  return { ret: 0 };
+}

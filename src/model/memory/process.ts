@@ -1,0 +1,57 @@
+/**
+ * A traced process: its mm (address space, locked_vm), RLIMIT_MEMLOCK and
+ * CAP_IPC_LOCK. Charging follows __account_locked_vm (mm/util.c).
+ */
+import type { MemlockLimit } from '../events.js';
+import type { Pages } from '../units.js';
+import { AddressSpace } from './address-space.js';
+
+export class Process {
+  /** mm->locked_vm, in pages. */
+  lockedVm = 0;
+  /** The highest locked_vm seen. */
+  peakLockedVm = 0;
+  /** Pages left charged by mappings that are gone (reported as ACCT_LEAK). */
+  orphaned = 0;
+  memlockLimit: MemlockLimit = 'unlimited';
+  capIpcLock = false;
+  comm: string | undefined;
+  alive = true;
+  readonly mm: AddressSpace;
+
+  constructor(
+    readonly pid: number,
+    pageShift: bigint,
+  ) {
+    this.mm = new AddressSpace(pid, pageShift);
+  }
+
+  /** RLIMIT_MEMLOCK in pages (rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT). */
+  limitPages(pageShift: bigint): number {
+    if (this.memlockLimit === 'unlimited') return Number.POSITIVE_INFINITY;
+    return Number(this.memlockLimit >> pageShift);
+  }
+
+  /**
+   * __account_locked_vm: an increase past the limit without the bypass
+   * (CAP_IPC_LOCK captured at MAP time) fails with ENOMEM and changes
+   * nothing; a decrease below zero is clamped (the kernel WARNs) and the
+   * missing pages are returned so the caller can report them.
+   */
+  charge(delta: Pages | number, bypassLimit: boolean, pageShift: bigint): { ok: boolean; underflow: number } {
+    if (delta > 0) {
+      if (!bypassLimit && this.lockedVm + delta > this.limitPages(pageShift)) return { ok: false, underflow: 0 };
+      this.lockedVm += delta;
+      if (this.lockedVm > this.peakLockedVm) this.peakLockedVm = this.lockedVm;
+      return { ok: true, underflow: 0 };
+    }
+    const dec = -delta;
+    if (dec > this.lockedVm) {
+      const underflow = dec - this.lockedVm;
+      this.lockedVm = 0;
+      return { ok: true, underflow };
+    }
+    this.lockedVm -= dec;
+    return { ok: true, underflow: 0 };
+  }
+}

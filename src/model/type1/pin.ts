@@ -1,0 +1,95 @@
+/**
+ * Pinning and unpinning a vfio_dma's pages for the IOMMU, and the locked
+ * memory charge that goes with it (vfio_pin_pages_remote,
+ * vfio_unpin_pages_remote, vfio_iommu_map).
+ */
+import type { ModelEnv } from '../env.js';
+import { type Pfn, hex } from '../units.js';
+import type { Domain } from './domain.js';
+import type { DmaRun, VfioDma } from './vfio-dma.js';
+import { Errno } from '../errno.js';
+
+export type PinResult = { ok: true; runs: DmaRun[]; charge: number } | { ok: false; ret: number };
+
+/**
+ * Pins [offset, offset + npages) of the mapping from the task's address
+ * space. vfio_pin_pages_remote charges one page per pinned page that is not
+ * reserved and not already a vpfn (already charged by an external pin);
+ * `locked_vm + charge > limit` fails with ENOMEM unless lock_cap. The check
+ * runs against the current process (the caller of the ioctl).
+ */
+export function pinRemote(env: ModelEnv, dma: VfioDma, currentPid: number, offset: number, npages: number): PinResult {
+  const owner = env.process(dma.pid);
+  const va = dma.vaddr + (BigInt(offset) << env.pageShift);
+  const t = owner.mm.translate(va as typeof dma.vaddr, npages);
+  if (!t.ok) return { ok: false, ret: -Errno.EFAULT };
+  const runs: DmaRun[] = [];
+  let charge = 0;
+  let off = offset;
+  for (const r of t.runs) {
+    runs.push({ offset: off, pages: r.pages, pfn: r.pfn, reserved: r.reserved });
+    if (!r.reserved) charge += r.pages - vpfnsIn(env, dma, off, r.pages, false);
+    off += r.pages;
+  }
+  const current = env.process(currentPid);
+  if (!dma.lockCap && current.lockedVm + charge > current.limitPages(env.pageShift)) {
+    env.report(
+      'ACCT_LIMIT',
+      `Cannot pin ${charge} pages for iova ${hex(dma.iova)} size ${hex(dma.size)}: pid ${currentPid} has ${current.lockedVm} of ${fmtLimit(current.limitPages(env.pageShift))} pages locked (RLIMIT_MEMLOCK)`,
+      {
+        pid: currentPid,
+        iova: hex(dma.iova),
+        size: hex(dma.size),
+        locked_vm: current.lockedVm,
+        needed: charge,
+        limit_pages: current.limitPages(env.pageShift),
+        required_limit_bytes: ((BigInt(current.lockedVm + charge)) << env.pageShift).toString(),
+      },
+    );
+    return { ok: false, ret: -Errno.ENOMEM };
+  }
+  return { ok: true, runs, charge };
+}
+
+function fmtLimit(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'unlimited';
+}
+
+/** Count of vpfns (non-reserved when `reservedToo` is false) in a page range of the mapping. */
+export function vpfnsIn(env: ModelEnv, dma: VfioDma, offset: number, npages: number, reservedToo: boolean): number {
+  if (dma.vpfns.size === 0) return 0;
+  const start = dma.iova + (BigInt(offset) << env.pageShift);
+  const end = start + (BigInt(npages) << env.pageShift);
+  let n = 0;
+  for (const [iova, v] of dma.vpfns) if (iova >= start && iova < end && (reservedToo || !v.reserved)) n++;
+  return n;
+}
+
+/** vfio_iommu_map into one domain: each run at its iova. */
+export function mapRuns(env: ModelEnv, domain: Domain, dma: VfioDma, runs: readonly DmaRun[]): void {
+  for (const r of runs) {
+    const at = dma.iova + (BigInt(r.offset) << env.pageShift);
+    if (!domain.pt.map(at as typeof dma.iova, r.pages, r.pfn as Pfn, dma.prot | domain.prot)) {
+      env.report('IOMMU_MISMATCH', `IOMMU domain ${domain.id} already maps iova ${hex(at)}: the model mapped twice`, {
+        domain: domain.id,
+        iova: hex(at),
+      });
+    }
+  }
+}
+
+/**
+ * vfio_unmap_unpin: unmaps the mapping from every domain, unpins its runs,
+ * and returns the pages unpinned that were charged: every non-reserved
+ * pinned page, including those also held as vpfns (with an IOMMU domain
+ * the vpfns were never charged on their own).
+ */
+export function unmapUnpin(env: ModelEnv, domains: readonly Domain[], dma: VfioDma): number {
+  if (!dma.iommuMapped) return 0;
+  for (const d of domains) d.pt.unmap(dma.iova, dma.size);
+  let unlocked = 0;
+  for (const r of dma.runs) if (!r.reserved) unlocked += r.pages;
+  dma.runs = [];
+  dma.iommuMapped = false;
+  return unlocked;
+}

@@ -1,0 +1,104 @@
+/**
+ * Turns the lines of one segment into a header and events, line by line,
+ * with no I/O: the file reader and the tests (a trace string) both feed it.
+ */
+import type { TraceEvent, TraceHeader } from '../model/events.js';
+import { convertEvent, convertHeader } from './convert.js';
+import { FieldError, TraceError } from './trace-error.js';
+import { checkEvent, checkHeader } from './validate.js';
+
+/** Longest line accepted, in characters; a longer one is a trace error. */
+export const MAX_LINE_LENGTH = 1 << 20;
+
+export class LineParser {
+  private lineNo = 0;
+  private header: TraceHeader | undefined;
+
+  /**
+   * @param file name used in error messages
+   * @param lastSeq the last seq of the previous segments of this trace;
+   *   seq must keep increasing across segments.
+   */
+  constructor(
+    readonly file: string,
+    private lastSeq = -1,
+  ) {}
+
+  get headerSeen(): TraceHeader | undefined {
+    return this.header;
+  }
+
+  get lines(): number {
+    return this.lineNo;
+  }
+
+  get seq(): number {
+    return this.lastSeq;
+  }
+
+  private fail(field: string | undefined, reason: string): never {
+    throw new TraceError(this.file, this.lineNo, field, reason);
+  }
+
+  /** Feeds one line; returns the header, an event, or undefined for a blank line. */
+  push(text: string): TraceHeader | TraceEvent | undefined {
+    this.lineNo++;
+    if (text.length > MAX_LINE_LENGTH) this.fail(undefined, `line is longer than ${MAX_LINE_LENGTH} characters`);
+    if (text.trim() === '') return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      this.fail(undefined, `not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+      this.fail(undefined, 'expected a JSON object');
+    }
+    const obj = json as Record<string, unknown>;
+    try {
+      if (this.header === undefined) {
+        if (obj.type !== 'header') this.fail('type', 'the first line must be the header ("type":"header")');
+        const p = checkHeader(obj);
+        if (p) this.fail(p.field, p.reason);
+        this.header = convertHeader(obj);
+        return this.header;
+      }
+      if (obj.type === 'header') this.fail('type', 'a second header; a segment has one header, on line 1');
+      const p = checkEvent(obj);
+      if (p) this.fail(p.field, p.reason);
+      const ev = convertEvent(obj, this.lineNo);
+      if (ev.seq <= this.lastSeq) {
+        this.fail('seq', `seq ${ev.seq} does not increase (previous ${this.lastSeq})`);
+      }
+      this.lastSeq = ev.seq;
+      return ev;
+    } catch (e) {
+      if (e instanceof FieldError) this.fail(e.field, e.reason);
+      throw e;
+    }
+  }
+
+  /** Called after the last line. */
+  end(): TraceHeader {
+    if (!this.header) throw new TraceError(this.file, Math.max(this.lineNo, 1), undefined, 'empty file: no header line');
+    return this.header;
+  }
+}
+
+export interface ParsedSegment {
+  header: TraceHeader;
+  events: TraceEvent[];
+}
+
+/** Parses a whole segment held in a string (tests, small inputs). */
+export function parseTraceText(text: string, file = '<string>', lastSeq = -1): ParsedSegment {
+  const parser = new LineParser(file, lastSeq);
+  const events: TraceEvent[] = [];
+  const lines = text.split('\n');
+  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  for (const l of lines) {
+    const r = parser.push(l);
+    if (r && 'seq' in r) events.push(r);
+  }
+  return { header: parser.end(), events };
+}
