@@ -14,24 +14,11 @@ import {
   type TraceHeader,
 } from '../model/events.js';
 import { bytes, iova, pages, pfn, vaddr } from '../model/units.js';
+import { DEFAULT_IOMMU_ID, defaultIommuUnit as defaultIommu } from '../model/iommu/default-unit.js';
 import { FieldError } from './trace-error.js';
 import { parseU64 } from './u64.js';
 
 type Json = Record<string, unknown>;
-
-/** The IOMMU a group gets when the topology does not list it (TRACE-FORMAT.md). */
-export const DEFAULT_IOMMU_ID = 'default';
-
-export function defaultIommu(): IommuUnitSpec {
-  return {
-    id: DEFAULT_IOMMU_ID,
-    pgsizeBitmap: 0x40201000n,
-    cacheCoherent: true,
-    interruptRemapping: true,
-    aperture: { start: iova(0n), end: iova((1n << 48n) - 1n) },
-    reserved: [{ start: iova(0xfee00000n), end: iova(0xfeefffffn), type: 'msi' }],
-  };
-}
 
 function convertIommu(j: Json, field: string): IommuUnitSpec {
   const d = defaultIommu();

@@ -22,6 +22,8 @@ export class VfioIommu {
   pgsizeBitmap: bigint;
   dirtyPageTracking = false;
   vaddrInvalidCount = 0;
+  /** Pages charged per task pid by this container's mappings (the ledger). */
+  readonly chargedByPid = new Map<number, number>();
   private nextDomainId = 0;
 
   constructor(
@@ -72,6 +74,7 @@ export class VfioIommu {
     if (delta === 0) return;
     this.env.account(dma.pid, delta, true);
     dma.charged += delta;
+    this.chargedByPid.set(dma.pid, (this.chargedByPid.get(dma.pid) ?? 0) + delta);
   }
 
   /**
@@ -88,6 +91,7 @@ export class VfioIommu {
       `Mapping iova ${hex(dma.iova)} size ${hex(dma.size)} was removed with ${dma.charged} pages still charged to pid ${dma.pid}; they stay in locked_vm`,
       { pid: dma.pid, iova: hex(dma.iova), size: hex(dma.size), pages: dma.charged, vpfns: dma.vpfns.size },
     );
+    this.chargedByPid.set(dma.pid, (this.chargedByPid.get(dma.pid) ?? 0) - dma.charged);
     dma.charged = 0;
   }
 }

@@ -115,13 +115,11 @@ class UpstreamType1 implements IommuBackend {
   }
 
   chargedPids(): Set<number> {
-    return new Set(this.iommu.dmaList.all().map((d) => d.pid));
+    return new Set([...this.iommu.chargedByPid].filter(([, n]) => n !== 0).map(([pid]) => pid));
   }
 
   chargedTo(pid: number): number {
-    let n = 0;
-    for (const d of this.iommu.dmaList.all()) if (d.pid === pid) n += d.charged;
-    return n;
+    return this.iommu.chargedByPid.get(pid) ?? 0;
   }
 
   checkInvariants(range?: { start: bigint; size: bigint }): void {

@@ -1,0 +1,261 @@
+/**
+ * Replays a trace's events through one backend design: the VFIO core over
+ * emulated processes and IOMMUs, the kernel's result for every event, the
+ * observed results checked against it, and the invariants after each event.
+ * Pure: no I/O, no logging. Segments of one trace continue one another.
+ */
+import { errnoName } from '../errno.js';
+import type { TraceEvent, TraceHeader } from '../events.js';
+import { ModelEnv } from '../env.js';
+import { FINDING_CODES, type Finding, type FindingCode, type FindingSink } from '../findings.js';
+import { Topology } from '../iommu/topology.js';
+import type { IommuDriver } from '../vfio/driver.js';
+import { VfioCore } from '../vfio/core.js';
+import { defaultIommuUnit } from '../iommu/default-unit.js';
+import { outDifferences } from './compare.js';
+
+export interface Outcome {
+  seq: number;
+  ret: number;
+  out?: Record<string, unknown>;
+}
+
+export interface ReplayOptions {
+  /** Keep every event's outcome (for --outcomes and tests). */
+  keepOutcomes?: boolean;
+}
+
+class CollectingSink implements FindingSink {
+  readonly findings: Finding[] = [];
+  seq = 0;
+  report(code: FindingCode, message: string, details: Record<string, unknown> = {}): void {
+    this.findings.push({ code, severity: FINDING_CODES[code], seq: this.seq, message, details });
+  }
+}
+
+export class Replayer {
+  private readonly sink = new CollectingSink();
+  private env: ModelEnv | undefined;
+  private core: VfioCore | undefined;
+  private header: TraceHeader | undefined;
+  private readonly unknownCmds = new Set<string>();
+  readonly outcomes: Outcome[] = [];
+  events = 0;
+  lastSeq = -1;
+
+  constructor(
+    readonly driver: IommuDriver,
+    private readonly options: ReplayOptions = {},
+  ) {}
+
+  get traceId(): string | undefined {
+    return this.header?.traceId;
+  }
+
+  get findings(): readonly Finding[] {
+    return this.sink.findings;
+  }
+
+  /**
+   * Starts a segment. Segment 0 sets up the model; segment N continues
+   * from N-1 and may omit the topology. Returns an error message when the
+   * segment does not continue this trace.
+   */
+  beginSegment(h: TraceHeader): string | undefined {
+    if (!this.header) {
+      if (h.segment !== 0) return `trace ${h.traceId} starts at segment ${h.segment}; segment 0 must come first`;
+      const topo = h.topology ?? { iommus: [], groups: [] };
+      this.env = new ModelEnv(h.pageSize, h.moduleParams, new Topology(topo.iommus, topo.groups, defaultIommuUnit()), this.sink);
+      this.core = new VfioCore(this.env, this.driver);
+      this.header = h;
+      return undefined;
+    }
+    if (h.traceId !== this.header.traceId) return `segment of trace ${h.traceId} given to trace ${this.header.traceId}`;
+    if (h.segment !== this.header.segment + 1) {
+      return `segment ${h.segment} of trace ${h.traceId} does not follow segment ${this.header.segment}`;
+    }
+    if (h.pageSize !== this.header.pageSize) return `segment ${h.segment} changes page_size`;
+    if (h.topology) {
+      const topo = h.topology;
+      this.env!.topology = new Topology(topo.iommus, topo.groups, defaultIommuUnit());
+    }
+    this.env!.params = h.moduleParams;
+    this.header = { ...h, topology: h.topology ?? this.header.topology };
+    return undefined;
+  }
+
+  apply(e: TraceEvent): Outcome {
+    const env = this.env;
+    const core = this.core;
+    if (!env || !core) throw new Error('apply before beginSegment');
+    this.sink.seq = e.seq;
+    this.events++;
+    this.lastSeq = e.seq;
+    core.touched = [];
+    const outcome = this.dispatch(env, core, e);
+    this.checkObserved(env, core, e, outcome);
+    this.checkInvariants(env, core);
+    if (this.options.keepOutcomes) this.outcomes.push(outcome);
+    return outcome;
+  }
+
+  private dispatch(env: ModelEnv, core: VfioCore, e: TraceEvent): Outcome {
+    const seq = e.seq;
+    switch (e.type) {
+      case 'process': {
+        const p = env.process(e.pid);
+        if (e.op === 'start') {
+          p.alive = true;
+          p.memlockLimit = e.memlockLimit ?? 'unlimited';
+          p.capIpcLock = e.capIpcLock ?? false;
+          if (e.comm !== undefined) p.comm = e.comm;
+        } else if (e.op === 'setrlimit') {
+          if (e.memlockLimit !== undefined) p.memlockLimit = e.memlockLimit;
+          if (e.capIpcLock !== undefined) p.capIpcLock = e.capIpcLock;
+        } else {
+          core.exitProcess(e.pid);
+          for (const c of core.containers) core.touched.push({ container: c });
+          if (p.lockedVm > p.orphaned) {
+            env.report('ACCT_LEAK', `Process ${e.pid} exited with ${p.lockedVm} pages still charged after all its VFIO files were closed`, {
+              pid: e.pid,
+              pages: p.lockedVm,
+            });
+          }
+          this.exited.set(e.pid, Math.max(this.exited.get(e.pid) ?? 0, p.peakLockedVm));
+          env.processes.delete(e.pid);
+        }
+        return { seq, ret: 0 };
+      }
+      case 'mmap':
+        env.process(e.pid).mm.map(e.vaddr, e.size, e.backing, e.pfn);
+        return { seq, ret: 0 };
+      case 'munmap':
+        env.process(e.pid).mm.unmap(e.vaddr, e.size);
+        return { seq, ret: 0 };
+      case 'open':
+        return { seq, ret: core.open(e.pid, e.fd, e.path) };
+      case 'close':
+        return { seq, ret: core.close(e.pid, e.fd) };
+      case 'ioctl': {
+        if (e.call.cmd === 'unknown') {
+          if (!this.unknownCmds.has(e.call.name)) {
+            this.unknownCmds.add(e.call.name);
+            env.report('TRACE_UNKNOWN_CMD', `Ioctl ${e.call.name} is not modelled; its events are kept and otherwise ignored`, {
+              cmd: e.call.name,
+            });
+          }
+          return { seq, ret: e.observed.ret ?? 0 };
+        }
+        const r = core.ioctl(e.pid, e.fd, seq, e.call);
+        return r.out && r.ret >= 0 ? { seq, ret: r.ret, out: r.out } : { seq, ret: r.ret };
+      }
+      case 'device':
+        return { seq, ret: core.device(e.dev, e.op) };
+      case 'pin':
+        return { seq, ret: core.pin(e.dev, e.pages, e.prot) };
+      case 'unpin':
+        return { seq, ret: core.unpin(e.dev, e.pages) };
+      case 'dma_unmap_notify':
+        return { seq, ret: 0 };
+    }
+  }
+
+  private eventPid(core: VfioCore, e: TraceEvent): number | undefined {
+    if ('pid' in e) return e.pid;
+    if ('dev' in e) return core.ownerOfDevice(e.dev);
+    return undefined;
+  }
+
+  private checkObserved(env: ModelEnv, core: VfioCore, e: TraceEvent, o: Outcome): void {
+    const obs = e.observed;
+    if (obs.ret !== undefined && !(e.type === 'ioctl' && e.call.cmd === 'unknown')) {
+      if (obs.ret !== o.ret) {
+        env.report('RET_MISMATCH', `The trace observed ${errnoName(obs.ret)} where the model returns ${errnoName(o.ret)}`, {
+          observed: obs.ret,
+          model: o.ret,
+          event: e.type === 'ioctl' ? e.call.cmd : e.type,
+        });
+      }
+    }
+    if (obs.out !== undefined && !(e.type === 'ioctl' && e.call.cmd === 'unknown')) {
+      const diff = outDifferences(obs.out, o.out);
+      if (diff.length > 0) {
+        env.report('RET_MISMATCH', `The trace observed out.${diff.join(', out.')} different from the model's`, {
+          fields: diff,
+          observed: obs.out,
+          model: o.out ?? null,
+        });
+      }
+    }
+    if (obs.lockedVm !== undefined) {
+      const pid = this.eventPid(core, e);
+      const model = pid === undefined ? undefined : env.processes.get(pid)?.lockedVm ?? 0;
+      if (model !== undefined && model !== obs.lockedVm) {
+        env.report('ACCT_MISMATCH', `The trace observed locked_vm ${obs.lockedVm} pages for pid ${pid} where the model has ${model}`, {
+          pid,
+          observed: obs.lockedVm,
+          model,
+        });
+      }
+    }
+  }
+
+  /**
+   * After every event: each touched container's own invariants over the
+   * touched range, and for every process, locked_vm equals the pages its
+   * containers charge plus the charge orphaned by removed mappings.
+   */
+  private checkInvariants(env: ModelEnv, core: VfioCore): void {
+    const seen = new Set<object>();
+    for (const t of core.touched) {
+      const b = t.container.backend;
+      if (!b) continue;
+      if (!t.range && seen.has(b)) continue;
+      if (!t.range) seen.add(b);
+      b.checkInvariants(t.range);
+    }
+    if (core.touched.length === 0) return;
+    const backends = core.backends();
+    for (const p of env.processes.values()) {
+      let charged = p.orphaned;
+      for (const b of backends) charged += b.chargedTo(p.pid);
+      if (charged !== p.lockedVm) {
+        env.report('ACCT_INCONSISTENT', `Process ${p.pid} has locked_vm ${p.lockedVm} pages but its containers account for ${charged}`, {
+          pid: p.pid,
+          locked_vm: p.lockedVm,
+          accounted: charged,
+        });
+      }
+    }
+  }
+
+  /** locked_vm and its peak per pid, for live and exited processes alike. */
+  lockedVm(): { current: Map<number, number>; peak: Map<number, number> } {
+    const current = new Map<number, number>();
+    const peak = new Map<number, number>();
+    for (const [pid, v] of this.exited) {
+      current.set(pid, 0);
+      peak.set(pid, v);
+    }
+    for (const p of this.env?.processes.values() ?? []) {
+      current.set(p.pid, p.lockedVm);
+      peak.set(p.pid, Math.max(peak.get(p.pid) ?? 0, p.peakLockedVm));
+    }
+    return { current, peak };
+  }
+
+  private readonly exited = new Map<number, number>();
+
+  get containersCreated(): number {
+    return this.core?.containersCreated ?? 0;
+  }
+
+  get vfio(): VfioCore | undefined {
+    return this.core;
+  }
+
+  get modelEnv(): ModelEnv | undefined {
+    return this.env;
+  }
+}
+

@@ -1,0 +1,332 @@
+/**
+ * The VFIO core above the backends: container and group files, their ioctls
+ * and their release (drivers/vfio/container.c and group.c, Linux 6.1), the
+ * device files that keep a group busy, and the entry of vendor-driver pins
+ * (vfio_pin_pages in vfio_main.c). Errors are the kernel's errnos, checked
+ * before anything changes.
+ */
+import { Errno } from '../errno.js';
+import type { GroupSpec, IoctlCall, PageList } from '../events.js';
+import type { ModelEnv } from '../env.js';
+import type { IoctlResult, IommuBackend, IommuDriver } from './driver.js';
+
+export class Container {
+  readonly groups: GroupState[] = [];
+  backend: IommuBackend | undefined;
+  fdOpen = true;
+  constructor(
+    readonly id: number,
+    readonly pid: number,
+  ) {}
+}
+
+export class GroupState {
+  container: Container | undefined;
+  /** group->opened_file: the group's one open file. */
+  fileOpen = false;
+  /** The process holding the group file. */
+  ownerPid: number | undefined;
+  /** Open device files of this group (they hold the group file). */
+  openDevices = new Set<string>();
+  /** The group fd was closed while devices were open: release on the last device close. */
+  closePending = false;
+  constructor(readonly spec: GroupSpec) {}
+}
+
+type OpenFile = { kind: 'container'; container: Container } | { kind: 'group'; group: GroupState };
+
+/** The range an event touched, so invariants check only that part. */
+export interface Touched {
+  container: Container;
+  range?: { start: bigint; size: bigint };
+}
+
+/** VFIO_API_VERSION. */
+const VFIO_API_VERSION = 0;
+
+export class VfioCore {
+  readonly containers = new Set<Container>();
+  readonly groups = new Map<number, GroupState>();
+  private readonly fds = new Map<number, Map<number, OpenFile>>();
+  private nextContainerId = 0;
+
+  get containersCreated(): number {
+    return this.nextContainerId;
+  }
+  /** Containers (and ranges) the current event touched. */
+  touched: Touched[] = [];
+
+  constructor(
+    readonly env: ModelEnv,
+    readonly driver: IommuDriver,
+  ) {}
+
+  private fdTable(pid: number): Map<number, OpenFile> {
+    let t = this.fds.get(pid);
+    if (!t) {
+      t = new Map();
+      this.fds.set(pid, t);
+    }
+    return t;
+  }
+
+  group(id: number): GroupState {
+    let g = this.groups.get(id);
+    if (!g) {
+      g = new GroupState(this.env.topology.group(id));
+      this.groups.set(id, g);
+    }
+    return g;
+  }
+
+  private touch(container: Container, range?: { start: bigint; size: bigint }): void {
+    this.touched.push(range ? { container, range } : { container });
+  }
+
+  /** open(2) of /dev/vfio/vfio, /dev/vfio/<group> or a device cdev: the fd or an errno. */
+  open(pid: number, fd: number, path: string): number {
+    const table = this.fdTable(pid);
+    if (table.has(fd)) {
+      this.env.report('TRACE_INCONSISTENT', `Open of ${path} as fd ${fd} of pid ${pid}, which is already open: the earlier file is closed first`, {
+        pid,
+        fd,
+      });
+      this.close(pid, fd);
+    }
+    if (path === '/dev/vfio/vfio') {
+      const c = new Container(this.nextContainerId++, pid);
+      this.containers.add(c);
+      table.set(fd, { kind: 'container', container: c });
+      return fd;
+    }
+    const m = /^\/dev\/vfio\/(\d+)$/.exec(path);
+    if (!m) return -Errno.ENOENT; // vfio device cdevs arrive in 6.6; 6.1 has none
+    const g = this.group(Number(m[1]));
+    // vfio_group_fops_open: one open file per group.
+    if (g.fileOpen) return -Errno.EBUSY;
+    g.fileOpen = true;
+    g.ownerPid = pid;
+    g.closePending = false;
+    table.set(fd, { kind: 'group', group: g });
+    return fd;
+  }
+
+  close(pid: number, fd: number): number {
+    const table = this.fdTable(pid);
+    const f = table.get(fd);
+    if (!f) return -Errno.EBADF;
+    table.delete(fd);
+    if (f.kind === 'container') {
+      // vfio_fops_release: the container lives on while groups hold it.
+      f.container.fdOpen = false;
+      this.maybeFreeContainer(f.container);
+      return 0;
+    }
+    const g = f.group;
+    if (g.openDevices.size > 0) {
+      // Device files hold a reference to the group file.
+      g.closePending = true;
+      return 0;
+    }
+    this.releaseGroupFile(g);
+    return 0;
+  }
+
+  /** vfio_group_fops_release. */
+  private releaseGroupFile(g: GroupState): void {
+    g.fileOpen = false;
+    g.ownerPid = undefined;
+    g.closePending = false;
+    if (g.container) this.detachContainer(g);
+  }
+
+  private maybeFreeContainer(c: Container): void {
+    if (!c.fdOpen && c.groups.length === 0) this.containers.delete(c);
+  }
+
+  /** Closes every fd of an exiting process, lowest fd first (close_files). */
+  exitProcess(pid: number): void {
+    for (const g of this.groups.values()) {
+      if (g.ownerPid === pid) g.openDevices.clear();
+    }
+    const table = this.fdTable(pid);
+    for (const fd of [...table.keys()].sort((a, b) => a - b)) this.close(pid, fd);
+    this.fds.delete(pid);
+  }
+
+  ioctl(pid: number, fd: number, seq: number, call: IoctlCall): IoctlResult {
+    const f = this.fdTable(pid).get(fd);
+    if (!f) return { ret: -Errno.EBADF };
+    if (f.kind === 'container') return this.containerIoctl(f.container, pid, seq, call);
+    return this.groupIoctl(f.group, pid, call);
+  }
+
+  /** vfio_fops_unl_ioctl. */
+  private containerIoctl(c: Container, pid: number, seq: number, call: IoctlCall): IoctlResult {
+    switch (call.cmd) {
+      case 'VFIO_GET_API_VERSION':
+        return { ret: VFIO_API_VERSION };
+      case 'VFIO_CHECK_EXTENSION':
+        // The container's backend if set, otherwise any registered driver.
+        return c.backend ? c.backend.ioctl(pid, seq, call) : { ret: this.driver.checkExtension(call.extension) };
+      case 'VFIO_SET_IOMMU':
+        return { ret: this.setIommu(c, pid, call.iommuType) };
+      default: {
+        if (!c.backend) return { ret: -Errno.EINVAL };
+        const r = c.backend.ioctl(pid, seq, call);
+        if (call.cmd === 'VFIO_IOMMU_MAP_DMA') this.touch(c, { start: call.iova, size: call.size });
+        else this.touch(c);
+        return r;
+      }
+    }
+  }
+
+  /** vfio_ioctl_set_iommu and __vfio_container_attach_groups. */
+  private setIommu(c: Container, pid: number, iommuType: string): number {
+    if (c.groups.length === 0 || c.backend) return -Errno.EINVAL;
+    if (this.driver.checkExtension(iommuType) <= 0) return -Errno.ENODEV;
+    const backend = this.driver.open(this.env, iommuType);
+    if (typeof backend === 'number') return backend;
+    const attached: GroupState[] = [];
+    for (const g of c.groups) {
+      const ret = backend.attachGroup(pid, g.spec);
+      if (ret !== 0) {
+        for (const a of attached.reverse()) backend.detachGroup(a.spec);
+        backend.release();
+        return ret;
+      }
+      attached.push(g);
+    }
+    c.backend = backend;
+    this.touch(c);
+    return 0;
+  }
+
+  /** vfio_group_fops_unl_ioctl. */
+  private groupIoctl(g: GroupState, pid: number, call: IoctlCall): IoctlResult {
+    switch (call.cmd) {
+      case 'VFIO_GROUP_GET_STATUS': {
+        const flags = ['VIABLE'];
+        if (g.container) flags.push('CONTAINER_SET');
+        return { ret: 0, out: { flags } };
+      }
+      case 'VFIO_GROUP_SET_CONTAINER':
+        return { ret: this.setContainer(g, pid, call.containerFd) };
+      case 'VFIO_GROUP_UNSET_CONTAINER':
+        if (!g.container) return { ret: -Errno.EINVAL };
+        // container_users: device files keep the group in its container.
+        if (g.openDevices.size > 0) return { ret: -Errno.EBUSY };
+        this.detachContainer(g);
+        return { ret: 0 };
+      default:
+        return { ret: -Errno.ENOTTY };
+    }
+  }
+
+  /** vfio_group_ioctl_set_container and vfio_container_attach_group. */
+  private setContainer(g: GroupState, pid: number, containerFd: number): number {
+    const f = this.fdTable(pid).get(containerFd);
+    if (!f) return -Errno.EBADF;
+    if (g.container) return -Errno.EINVAL;
+    if (f.kind !== 'container') return -Errno.EINVAL;
+    const c = f.container;
+    if (c.backend) {
+      const ret = c.backend.attachGroup(pid, g.spec);
+      if (ret !== 0) return ret;
+      this.touch(c);
+    }
+    g.container = c;
+    c.groups.push(g);
+    return 0;
+  }
+
+  /** vfio_group_detach_container: the last group out releases the backend. */
+  private detachContainer(g: GroupState): void {
+    const c = g.container!;
+    if (c.backend) {
+      c.backend.detachGroup(g.spec);
+      this.touch(c);
+    }
+    g.container = undefined;
+    c.groups.splice(c.groups.indexOf(g), 1);
+    if (c.backend && c.groups.length === 0) {
+      c.backend.release();
+      c.backend = undefined;
+    }
+    this.maybeFreeContainer(c);
+  }
+
+  private groupOfDevice(dev: string): GroupState | undefined {
+    const id = this.env.topology.groupOfDevice(dev);
+    return id === undefined ? undefined : this.group(id);
+  }
+
+  /**
+   * A device of a group is opened (VFIO_GROUP_GET_DEVICE_FD) or released.
+   * Opening needs the group in a container with a backend (-EINVAL).
+   */
+  device(dev: string, op: 'open' | 'close'): number {
+    const g = this.groupOfDevice(dev);
+    if (!g) {
+      this.env.report('TRACE_INCONSISTENT', `Device ${dev} is in no group of the header's topology`, { dev });
+      return -Errno.ENODEV;
+    }
+    if (op === 'open') {
+      if (!g.fileOpen || !g.container?.backend) return -Errno.EINVAL;
+      if (g.openDevices.has(dev)) return -Errno.EBUSY;
+      g.openDevices.add(dev);
+      return 0;
+    }
+    if (!g.openDevices.delete(dev)) return -Errno.EINVAL;
+    if (g.openDevices.size === 0 && g.closePending) this.releaseGroupFile(g);
+    return 0;
+  }
+
+  /** The container a device pins through, with the checks of vfio_pin_pages. */
+  private pinTarget(dev: string, npage: number): { g: GroupState; backend: IommuBackend } | number {
+    const g = this.groupOfDevice(dev);
+    if (!g || !g.openDevices.has(dev) || npage === 0) return -Errno.EINVAL;
+    // VFIO_PIN_PAGES_MAX_ENTRIES: one page of unsigned longs.
+    if (npage > Number(this.env.pageSize / 8n)) return -Errno.E2BIG;
+    if (g.spec.devices.length > 1) return -Errno.EINVAL;
+    const backend = g.container?.backend;
+    if (!backend) return -Errno.ENOTTY;
+    return { g, backend };
+  }
+
+  pin(dev: string, pages: PageList, prot: { read: boolean; write: boolean }): number {
+    const t = this.pinTarget(dev, pageCount(pages));
+    if (typeof t === 'number') return t;
+    const ret = t.backend.pinPages(t.g.spec, pages, prot);
+    this.touch(t.g.container!, pageRange(pages, this.env.pageSize));
+    return ret;
+  }
+
+  unpin(dev: string, pages: PageList): number {
+    const t = this.pinTarget(dev, pageCount(pages));
+    if (typeof t === 'number') return t;
+    const ret = t.backend.unpinPages(t.g.spec, pages);
+    this.touch(t.g.container!, pageRange(pages, this.env.pageSize));
+    return ret;
+  }
+
+  /** The process a device's pins are charged through (the group's owner). */
+  ownerOfDevice(dev: string): number | undefined {
+    return this.groupOfDevice(dev)?.ownerPid;
+  }
+
+  backends(): IommuBackend[] {
+    const out: IommuBackend[] = [];
+    for (const c of this.containers) if (c.backend) out.push(c.backend);
+    return out;
+  }
+}
+
+function pageCount(pages: PageList): number {
+  return pages.kind === 'run' ? pages.npage : pages.iovas.length;
+}
+
+function pageRange(pages: PageList, pageSize: bigint): { start: bigint; size: bigint } | undefined {
+  if (pages.kind === 'run') return { start: pages.iova, size: BigInt(pages.npage) * pageSize };
+  return undefined;
+}
