@@ -36,6 +36,11 @@ export class LineParser {
     return this.lastSeq;
   }
 
+  /** Seq must continue above the previous segment's last seq. */
+  continueAfter(seq: number): void {
+    this.lastSeq = seq;
+  }
+
   private fail(field: string | undefined, reason: string): never {
     throw new TraceError(this.file, this.lineNo, field, reason);
   }
