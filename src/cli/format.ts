@@ -10,7 +10,7 @@ export function formatBytes(bytes: bigint): string {
     if (bytes >= u) {
       const whole = bytes / u;
       const frac = ((bytes % u) * 100n) / u;
-      return frac === 0n ? `${whole} ${name}` : `${whole}.${frac.toString().padStart(2, '0')} ${name}`;
+      return bytes % u === 0n ? `${whole} ${name}` : `${whole}.${frac.toString().padStart(2, '0')} ${name}`;
     }
   }
   return `${bytes} B`;

@@ -38,6 +38,7 @@ export interface SchemaProblem {
 
 function fieldOf(e: ErrorObject): string {
   let path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  if (e.keyword === 'discriminator') return (e.params as { tag: string }).tag;
   if (e.keyword === 'required') {
     const missing = (e.params as { missingProperty: string }).missingProperty;
     path = path ? `${path}.${missing}` : missing;

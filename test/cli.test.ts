@@ -1,0 +1,101 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = new URL('..', import.meta.url).pathname;
+const bin = join(root, 'bin/pinledger.js');
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('pinledger replay', () => {
+  it('prints a summary and exits 0 when there is no error finding', () => {
+    const r = cli('replay', 'traces/samples/vm-boot.jsonl');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('trace host42/vm-boot (1 segment)');
+    expect(r.out).toMatch(/4242\s+1048608 pages \(4\.00 GiB\)\s+0 pages \(0 B\)/);
+    expect(r.out).toContain('TRACE_UNKNOWN_CMD 1');
+  });
+
+  it('exits 1 with error findings and prints the documented JSON', () => {
+    const r = cli('replay', 'traces/samples/leak.jsonl', '--json', '--outcomes');
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.out);
+    expect(Object.keys(doc)).toEqual(['trace_id', 'backends']);
+    expect(doc.trace_id).toBe('host42/vgpu-leak');
+    const b = doc.backends.upstream;
+    expect(b.locked_vm).toEqual({ '4242': 16 });
+    expect(b.peak_locked_vm).toEqual({ '4242': 16 });
+    expect(b.findings.map((f: { code: string; severity: string; seq: number }) => [f.code, f.severity, f.seq])).toEqual([['ACCT_LEAK', 'error', 12]]);
+    expect(b.outcomes).toHaveLength(13);
+    expect(b.outcomes[7]).toEqual({ seq: 8, ret: 16 });
+  });
+
+  it('leaves outcomes out without --outcomes', () => {
+    const doc = JSON.parse(cli('replay', 'traces/samples/limit-overrun.jsonl', '--json').out);
+    expect(doc.backends.upstream.outcomes).toBeUndefined();
+    expect(doc.backends.upstream.findings[0].code).toBe('ACCT_LIMIT');
+  });
+
+  it('exits 2 naming file, line and field for a bad trace', () => {
+    const r = cli('replay', 'traces/samples/invalid-seq.jsonl');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('traces/samples/invalid-seq.jsonl:5: field seq: seq 3 does not increase');
+  });
+
+  it('exits 2 for bad input of every kind', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pinledger-cli-'));
+    const H = '{"type":"header","format":"vfio-trace","version":1,"trace_id":"t"}';
+    const bad: Record<string, string> = {
+      'notjson.jsonl': `${H}\nnot json\n`,
+      'type.jsonl': `${H}\n{"type":"close","seq":1,"pid":1,"fd":"x"}\n`,
+      'u64.jsonl': `${H}\n{"type":"munmap","seq":1,"pid":1,"vaddr":"0x1ffffffffffffffff","size":1}\n`,
+      'unknown.jsonl': `${H}\n{"type":"fork","seq":1}\n`,
+    };
+    for (const [name, text] of Object.entries(bad)) {
+      writeFileSync(join(dir, name), text);
+      const r = cli('replay', join(dir, name));
+      expect(r.code, name).toBe(2);
+      expect(r.err, name).toContain(`${name}:2: `);
+    }
+    expect(cli('replay', join(dir, 'missing.jsonl')).code).toBe(2);
+  });
+
+  it('exits 2 for usage errors', () => {
+    expect(cli('replay').code).toBe(2);
+    expect(cli('frobnicate').code).toBe(2);
+    const r = cli('replay', 'traces/samples/vm-boot.jsonl', '--backend', 'nope');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('Unknown backend "nope"');
+  });
+
+  it('continues a trace across segments given in order', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pinledger-seg-'));
+    const h = (seg: number) => JSON.stringify({ type: 'header', format: 'vfio-trace', version: 1, trace_id: 'seg', segment: seg });
+    writeFileSync(
+      join(dir, 's0.jsonl'),
+      [
+        h(0),
+        '{"type":"open","seq":1,"pid":7,"fd":3,"path":"/dev/vfio/vfio"}',
+        '{"type":"open","seq":2,"pid":7,"fd":4,"path":"/dev/vfio/1"}',
+        '{"type":"ioctl","seq":3,"pid":7,"fd":4,"cmd":"VFIO_GROUP_SET_CONTAINER","arg":{"container_fd":3}}',
+        '{"type":"ioctl","seq":4,"pid":7,"fd":3,"cmd":"VFIO_SET_IOMMU","arg":"VFIO_TYPE1v2_IOMMU"}',
+        '{"type":"ioctl","seq":5,"pid":7,"fd":3,"cmd":"VFIO_IOMMU_MAP_DMA","arg":{"flags":["READ","WRITE"],"vaddr":"0x7f0000000000","iova":0,"size":"0x200000"}}',
+      ].join('\n') + '\n',
+    );
+    writeFileSync(
+      join(dir, 's1.jsonl'),
+      [h(1), '{"type":"ioctl","seq":6,"pid":7,"fd":3,"cmd":"VFIO_IOMMU_UNMAP_DMA","arg":{"flags":[],"iova":0,"size":"0x100000"},"ret":"EINVAL","locked_vm":512}'].join('\n') + '\n',
+    );
+    const r = cli('replay', join(dir, 's0.jsonl'), join(dir, 's1.jsonl'), '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).backends.upstream.locked_vm).toEqual({ '7': 512 });
+    const wrongOrder = cli('replay', join(dir, 's1.jsonl'), join(dir, 's0.jsonl'));
+    expect(wrongOrder.code).toBe(2);
+    expect(wrongOrder.err).toContain('segment 0 must come first');
+  });
+});
