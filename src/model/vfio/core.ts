@@ -174,8 +174,7 @@ export class VfioCore {
       default: {
         if (!c.backend) return { ret: -Errno.EINVAL };
         const r = c.backend.ioctl(pid, seq, call);
-        if (call.cmd === 'VFIO_IOMMU_MAP_DMA') this.touch(c, { start: call.iova, size: call.size });
-        else this.touch(c);
+        this.touch(c, r.touched ?? touchedRange(call));
         return r;
       }
     }
@@ -320,6 +319,20 @@ export class VfioCore {
     for (const c of this.containers) if (c.backend) out.push(c.backend);
     return out;
   }
+}
+
+/**
+ * The IOVA range a container ioctl can change: a map its range, an unmap its
+ * range up to the end of the address space (unless the backend says how far
+ * it went), anything else everything.
+ */
+function touchedRange(call: IoctlCall): { start: bigint; size: bigint } | undefined {
+  if (call.cmd === 'VFIO_IOMMU_MAP_DMA') return { start: call.iova, size: call.size };
+  if (call.cmd === 'VFIO_IOMMU_UNMAP_DMA' && !call.flags.includes('ALL')) {
+    return { start: call.iova, size: (1n << 64n) - call.iova };
+  }
+  if (call.cmd === 'VFIO_IOMMU_GET_INFO' || call.cmd === 'VFIO_CHECK_EXTENSION') return { start: 0n, size: 0n };
+  return undefined;
 }
 
 function pageCount(pages: PageList): number {

@@ -12,6 +12,8 @@ export interface IoctlResult {
   ret: number;
   /** Fields written back on success. */
   out?: Record<string, unknown>;
+  /** The IOVA range the call changed, when narrower than its arguments say. */
+  touched?: { start: bigint; size: bigint };
 }
 
 /** What a backend holds, for invariants, `state` and tests. */

@@ -60,6 +60,7 @@ export function unmapDma(iommu: VfioIommu, arg: UnmapDmaArg, onPins: Outstanding
   let unmapped = 0n;
   let i = iommu.dmaList.firstIndex(iova, size);
   const invalidated: VfioDma[] = [];
+  let walkedTo = all ? end : iova + size;
   while (i >= 0) {
     const dma = iommu.dmaList.at(i);
     if (!dma || dma.iova >= end) break;
@@ -83,8 +84,9 @@ export function unmapDma(iommu: VfioIommu, arg: UnmapDmaArg, onPins: Outstanding
     }
     if (dma.vpfns.size > 0) onPins(iommu, dma);
     unmapped += dma.size;
+    if (dma.iova + dma.size > walkedTo) walkedTo = dma.iova + dma.size;
     // v1 removes a mapping whose first page is covered, even past the range's end.
     removeDma(iommu, dma);
   }
-  return { ret: 0, out: { size: hex(unmapped) } };
+  return { ret: 0, out: { size: hex(unmapped) }, touched: { start: iova, size: walkedTo - iova } };
 }
