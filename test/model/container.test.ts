@@ -239,3 +239,24 @@ describe('observed results', () => {
     ]);
   });
 });
+
+describe('attach replay failure (vfio_iommu_replay)', () => {
+  it('fails the first IOMMU group of a mediated-only container with ENOMEM when the pins exceed the limit, changing nothing', () => {
+    const r = run(
+      [
+        ...setup({ groups: [40], limit: MiB }),
+        map(0n, 2n * MiB),
+        open(22, '/dev/vfio/12'),
+        setContainer(22),
+        ioctl(20, 'VFIO_IOMMU_GET_INFO'),
+      ],
+      T,
+    );
+    expect(r.outcomes.at(-2)!.ret).toBe(-Errno.ENOMEM);
+    expect(lockedVm(r)).toBe(0);
+    expect(snap(r).domains).toEqual([]);
+    expect(snap(r).dmas[0]).toMatchObject({ iommuMapped: false, charged: 0 });
+    expect(last(r).out).toMatchObject({ iova_pgsizes: '0xfffffffffffff000' });
+    expect(codes(r)).toEqual(['ACCT_LIMIT']);
+  });
+});

@@ -149,3 +149,19 @@ describe('locked memory charged by MAP_DMA (vfio_pin_pages_remote)', () => {
     expect(r.vfio!.backends()[0]!.snapshot().dmas[0]).toMatchObject({ iommuMapped: false, charged: 0 });
   });
 });
+
+describe('dirty page tracking (vfio_iommu_type1_dirty_pages)', () => {
+  const dirty = (flags: string[]): Ev => ({ type: 'ioctl', pid: 100, fd: 20, cmd: 'VFIO_IOMMU_DIRTY_PAGES', arg: { flags } });
+
+  it('refuses v1 containers with EACCES and anything but one known flag with EINVAL', () => {
+    expect(last(run([...setup({ v1: true }), dirty(['START'])])).ret).toBe(-Errno.EACCES);
+    expect(last(run([...setup(), dirty(['START', 'STOP'])])).ret).toBe(EINVAL);
+    expect(last(run([...setup(), dirty([])])).ret).toBe(EINVAL);
+  });
+
+  it('refuses, while tracking, a map of more pages than a bitmap can hold (INT_MAX), undoing its charge', () => {
+    const r = run([...setup(), dirty(['START']), map(1n << 44n, 8n << 40n, 0x100000000000n), map(1n << 44n, (8n << 40n) - 0x1000n, 0x100000000000n)]);
+    expect(r.outcomes.slice(-3).map((o) => o.ret)).toEqual([0, EINVAL, 0]);
+    expect(lockedVm(r)).toBe(2 ** 31 - 1);
+  });
+});
