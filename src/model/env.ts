@@ -5,7 +5,8 @@
 import type { ModuleParams } from './events.js';
 import type { FindingCode, FindingSink } from './findings.js';
 import type { Topology } from './iommu/topology.js';
-import { Process } from './memory/process.js';
+import type { FrameSpan } from './memory/frame-ledger.js';
+import { type ChargeCause, Process } from './memory/process.js';
 
 export class ModelEnv {
   readonly pageShift: bigint;
@@ -37,21 +38,45 @@ export class ModelEnv {
   }
 
   /**
-   * Charges or uncharges a process (vfio_lock_acct). An underflow is
-   * clamped, as the kernel does, and reported.
+   * Charges (sign 1) or uncharges (sign -1) a process for the frames of
+   * `spans` (vfio_lock_acct; the limit was checked by the caller, as the
+   * kernel checks it before accounting). `causes` splits the pages between
+   * IOMMU mappings and external pins. Frames charged a second time are
+   * reported as ACCT_SHARED_FRAMES; an uncharge below zero is clamped, as
+   * the kernel does, and reported as ACCT_UNDERFLOW.
    */
-  account(pid: number, delta: number, bypassLimit: boolean): boolean {
-    if (delta === 0) return true;
+  applyCharge(pid: number, spans: readonly FrameSpan[], sign: 1 | -1, causes: Partial<Record<ChargeCause, number>>): void {
+    let pages = 0;
+    for (const s of spans) pages += s.pages;
+    if (pages === 0) return;
     const p = this.process(pid);
+    if (sign > 0) {
+      let already = 0;
+      for (const s of spans) already += p.frames.add(s);
+      p.charge(pages, true, this.pageShift);
+      p.byCause.direct += causes.direct ?? 0;
+      p.byCause.pins += causes.pins ?? 0;
+      if (already > 0) {
+        this.report(
+          'ACCT_SHARED_FRAMES',
+          `${already} pages charged to pid ${pid} are frames it already has charged through another mapping or container; they add ${already} pages to the memlock need`,
+          { pid, pages: already },
+        );
+      }
+      p.notePeak();
+      return;
+    }
+    for (const s of spans) p.frames.remove(s);
+    p.byCause.direct -= causes.direct ?? 0;
+    p.byCause.pins -= causes.pins ?? 0;
     const before = p.lockedVm;
-    const r = p.charge(delta, bypassLimit, this.pageShift);
+    const r = p.charge(-pages, true, this.pageShift);
     if (r.underflow > 0) {
-      this.report('ACCT_UNDERFLOW', `Cannot uncharge ${-delta} pages from pid ${pid}: only ${before} are charged`, {
+      this.report('ACCT_UNDERFLOW', `Cannot uncharge ${pages} pages from pid ${pid}: only ${before} are charged`, {
         pid,
-        uncharge: -delta,
+        uncharge: pages,
         locked_vm: before,
       });
     }
-    return r.ok;
   }
 }

@@ -5,6 +5,17 @@
 import type { MemlockLimit } from '../events.js';
 import type { Pages } from '../units.js';
 import { AddressSpace } from './address-space.js';
+import { FrameLedger } from './frame-ledger.js';
+
+/** Why pages are charged: IOMMU mappings, or external (vendor driver) pins. */
+export type ChargeCause = 'direct' | 'pins';
+
+/** The charge at the peak, by cause; `shared` pages are frames charged more than once (within direct + pins). */
+export interface ChargeBreakdown {
+  direct: number;
+  pins: number;
+  shared: number;
+}
 
 export class Process {
   /** mm->locked_vm, in pages. */
@@ -13,6 +24,12 @@ export class Process {
   peakLockedVm = 0;
   /** Pages left charged by mappings that are gone (reported as ACCT_LEAK). */
   orphaned = 0;
+  /** Pages charged now, by cause. */
+  readonly byCause: Record<ChargeCause, number> = { direct: 0, pins: 0 };
+  /** The charge by cause when locked_vm last reached its peak. */
+  peakBreakdown: ChargeBreakdown = { direct: 0, pins: 0, shared: 0 };
+  /** Every charged frame with its count. */
+  readonly frames = new FrameLedger();
   memlockLimit: MemlockLimit = 'unlimited';
   capIpcLock = false;
   comm: string | undefined;
@@ -32,6 +49,14 @@ export class Process {
     return Number(this.memlockLimit >> pageShift);
   }
 
+  /** Records a new peak with its breakdown; called after each charge. */
+  notePeak(): void {
+    if (this.lockedVm > this.peakLockedVm) {
+      this.peakLockedVm = this.lockedVm;
+      this.peakBreakdown = { direct: this.byCause.direct, pins: this.byCause.pins, shared: this.frames.duplicatePages };
+    }
+  }
+
   /**
    * __account_locked_vm: an increase past the limit without the bypass
    * (CAP_IPC_LOCK captured at MAP time) fails with ENOMEM and changes
@@ -42,7 +67,6 @@ export class Process {
     if (delta > 0) {
       if (!bypassLimit && this.lockedVm + delta > this.limitPages(pageShift)) return { ok: false, underflow: 0 };
       this.lockedVm += delta;
-      if (this.lockedVm > this.peakLockedVm) this.peakLockedVm = this.lockedVm;
       return { ok: true, underflow: 0 };
     }
     const dec = -delta;

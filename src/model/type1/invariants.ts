@@ -7,7 +7,7 @@
  */
 import type { PtEntry } from '../iommu/page-table.js';
 import { hex } from '../units.js';
-import type { VfioDma } from './vfio-dma.js';
+import { type VfioDma, dmaCharged } from './vfio-dma.js';
 import type { VfioIommu } from './vfio-iommu.js';
 
 function expectedEntries(iommu: VfioIommu, dmas: readonly VfioDma[], prot: number, start: bigint, end: bigint): PtEntry[] {
@@ -100,16 +100,16 @@ export function checkType1Invariants(
   for (const d of dmas) {
     for (const at of d.vpfns.keys()) {
       if (at < d.iova || at >= d.iova + d.size) {
-        env.report('PIN_OUTSIDE_MAPPING', `Pinned page iova ${hex(at)} lies outside its mapping iova ${hex(d.iova)} size ${hex(d.size)}`, {
+        env.report('PIN_OUTSIDE_DMA', `Pinned page iova ${hex(at)} lies outside its mapping iova ${hex(d.iova)} size ${hex(d.size)}`, {
           iova: hex(at),
         });
       }
     }
     const want = expectedCharge(d);
-    if (d.charged !== want) {
-      env.report('ACCT_INCONSISTENT', `Mapping iova ${hex(d.iova)} size ${hex(d.size)} holds ${d.charged} charged pages where the design's rule gives ${want}`, {
+    if (dmaCharged(d) !== want) {
+      env.report('ACCT_INCONSISTENT', `Mapping iova ${hex(d.iova)} size ${hex(d.size)} holds ${dmaCharged(d)} charged pages where the design's rule gives ${want}`, {
         iova: hex(d.iova),
-        charged: d.charged,
+        charged: dmaCharged(d),
         expected: want,
       });
     }

@@ -6,10 +6,11 @@
 import type { ModelEnv } from '../env.js';
 import { type Pfn, hex } from '../units.js';
 import type { Domain } from './domain.js';
-import type { DmaRun, VfioDma } from './vfio-dma.js';
+import type { FrameSpan } from '../memory/frame-ledger.js';
+import { type DmaRun, type VfioDma, runSpans, runSpansExceptVpfns } from './vfio-dma.js';
 import { Errno } from '../errno.js';
 
-export type PinResult = { ok: true; runs: DmaRun[]; charge: number } | { ok: false; ret: number };
+export type PinResult = { ok: true; runs: DmaRun[]; spans: FrameSpan[]; charge: number } | { ok: false; ret: number };
 
 /**
  * Pins [offset, offset + npages) of the mapping from the task's address
@@ -24,13 +25,14 @@ export function pinRemote(env: ModelEnv, dma: VfioDma, currentPid: number, offse
   const t = owner.mm.translate(va as typeof dma.vaddr, npages);
   if (!t.ok) return { ok: false, ret: -Errno.EFAULT };
   const runs: DmaRun[] = [];
-  let charge = 0;
   let off = offset;
   for (const r of t.runs) {
     runs.push({ offset: off, pages: r.pages, pfn: r.pfn, reserved: r.reserved });
-    if (!r.reserved) charge += r.pages - vpfnsIn(env, dma, off, r.pages, false);
     off += r.pages;
   }
+  const spans = runSpansExceptVpfns(dma, runs, env.pageShift);
+  let charge = 0;
+  for (const s of spans) charge += s.pages;
   const current = env.process(currentPid);
   if (!dma.lockCap && current.lockedVm + charge > current.limitPages(env.pageShift)) {
     env.report(
@@ -48,7 +50,7 @@ export function pinRemote(env: ModelEnv, dma: VfioDma, currentPid: number, offse
     );
     return { ok: false, ret: -Errno.ENOMEM };
   }
-  return { ok: true, runs, charge };
+  return { ok: true, runs, spans, charge };
 }
 
 function fmtLimit(n: number): string {
@@ -79,17 +81,16 @@ export function mapRuns(env: ModelEnv, domain: Domain, dma: VfioDma, runs: reado
 }
 
 /**
- * vfio_unmap_unpin: unmaps the mapping from every domain, unpins its runs,
- * and returns the pages unpinned that were charged: every non-reserved
+ * vfio_unmap_unpin: unmaps the mapping from every domain and unpins its
+ * runs; returns the frames unpinned that were charged: every non-reserved
  * pinned page, including those also held as vpfns (with an IOMMU domain
  * the vpfns were never charged on their own).
  */
-export function unmapUnpin(env: ModelEnv, domains: readonly Domain[], dma: VfioDma): number {
-  if (!dma.iommuMapped) return 0;
+export function unmapUnpin(domains: readonly Domain[], dma: VfioDma): FrameSpan[] {
+  if (!dma.iommuMapped) return [];
   for (const d of domains) d.pt.unmap(dma.iova, dma.size);
-  let unlocked = 0;
-  for (const r of dma.runs) if (!r.reserved) unlocked += r.pages;
+  const spans = runSpans(dma.runs);
   dma.runs = [];
   dma.iommuMapped = false;
-  return unlocked;
+  return spans;
 }

@@ -1,6 +1,7 @@
 /** A plain-data view of a type1-style container, for `state`, invariants and tests. */
 import type { BackendSnapshot } from '../vfio/driver.js';
 import type { VfioIommu } from './vfio-iommu.js';
+import { dmaCharged } from './vfio-dma.js';
 
 export function snapshotType1(design: string, iommu: VfioIommu): BackendSnapshot {
   return {
@@ -25,7 +26,7 @@ export function snapshotType1(design: string, iommu: VfioIommu): BackendSnapshot
       prot: d.prot,
       pid: d.pid,
       iommuMapped: d.iommuMapped,
-      charged: d.charged,
+      charged: dmaCharged(d),
       vpfns: d.vpfns.size,
     })),
   };

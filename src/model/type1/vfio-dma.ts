@@ -2,6 +2,7 @@
  * struct vfio_dma: one user mapping, and struct vfio_pfn: one page of it
  * pinned by a vendor driver through the external pin API.
  */
+import type { FrameSpan } from '../memory/frame-ledger.js';
 import type { Bytes, Iova, Pfn, Vaddr } from '../units.js';
 
 /** Frames pinned for an IOMMU-mapped vfio_dma, as extents. */
@@ -36,8 +37,10 @@ export interface VfioDma {
   runs: DmaRun[];
   /** pfn_list: externally pinned pages by iova. */
   vpfns: Map<bigint, Vpfn>;
-  /** Pages of this mapping charged to the task's locked_vm. */
-  charged: number;
+  /** Pages of this mapping charged to the task's locked_vm for the IOMMU mapping. */
+  chargedDirect: number;
+  /** Pages of this mapping charged to the task's locked_vm for external pins. */
+  chargedPins: number;
   /** The trace event that created it. */
   seq: number;
 }
@@ -47,7 +50,11 @@ export function dmaEnd(d: VfioDma): bigint {
 }
 
 export function newDma(fields: Pick<VfioDma, 'iova' | 'vaddr' | 'size' | 'prot' | 'lockCap' | 'pid' | 'seq'>): VfioDma {
-  return { ...fields, iommuMapped: false, vaddrInvalid: false, runs: [], vpfns: new Map(), charged: 0 };
+  return { ...fields, iommuMapped: false, vaddrInvalid: false, runs: [], vpfns: new Map(), chargedDirect: 0, chargedPins: 0 };
+}
+
+export function dmaCharged(d: VfioDma): number {
+  return d.chargedDirect + d.chargedPins;
 }
 
 /** Pages of the mapping's pinned runs that are charged (not reserved). */
@@ -55,4 +62,42 @@ export function chargeablePages(d: VfioDma): number {
   let n = 0;
   for (const r of d.runs) if (!r.reserved) n += r.pages;
   return n;
+}
+
+/** The frames of the non-reserved runs. */
+export function runSpans(runs: readonly DmaRun[]): FrameSpan[] {
+  const out: FrameSpan[] = [];
+  for (const r of runs) if (!r.reserved) out.push({ pfn: r.pfn, pages: r.pages });
+  return out;
+}
+
+/** The frames of the non-reserved vpfns. */
+export function vpfnSpans(d: VfioDma): FrameSpan[] {
+  const out: FrameSpan[] = [];
+  for (const v of d.vpfns.values()) if (!v.reserved) out.push({ pfn: v.pfn, pages: 1 });
+  return out;
+}
+
+/**
+ * The frames of the non-reserved runs except pages already held as vpfns
+ * (vfio_pin_pages_remote: externally pinned pages are already charged).
+ */
+export function runSpansExceptVpfns(d: VfioDma, runs: readonly DmaRun[], pageShift: bigint): FrameSpan[] {
+  if (d.vpfns.size === 0) return runSpans(runs);
+  const pinnedOffsets: number[] = [];
+  for (const at of d.vpfns.keys()) pinnedOffsets.push(Number((at - d.iova) >> pageShift));
+  pinnedOffsets.sort((a, b) => a - b);
+  const out: FrameSpan[] = [];
+  for (const r of runs) {
+    if (r.reserved) continue;
+    let cursor = r.offset;
+    const end = r.offset + r.pages;
+    for (const off of pinnedOffsets) {
+      if (off < cursor || off >= end) continue;
+      if (off > cursor) out.push({ pfn: r.pfn + BigInt(cursor - r.offset), pages: off - cursor });
+      cursor = off + 1;
+    }
+    if (cursor < end) out.push({ pfn: r.pfn + BigInt(cursor - r.offset), pages: end - cursor });
+  }
+  return out;
 }

@@ -8,7 +8,8 @@ import { hex } from '../units.js';
 import { DmaList } from './dma-list.js';
 import type { Domain } from './domain.js';
 import type { IovaRange } from './iova-list.js';
-import type { VfioDma } from './vfio-dma.js';
+import type { FrameSpan } from '../memory/frame-ledger.js';
+import { type VfioDma, dmaCharged } from './vfio-dma.js';
 
 export class VfioIommu {
   /** Newest first: list_add() puts a new domain at the head. */
@@ -69,12 +70,47 @@ export class VfioIommu {
     return undefined;
   }
 
-  /** Adjusts a mapping's charge and its task's locked_vm together. */
-  charge(dma: VfioDma, delta: number): void {
-    if (delta === 0) return;
-    this.env.account(dma.pid, delta, true);
-    dma.charged += delta;
-    this.chargedByPid.set(dma.pid, (this.chargedByPid.get(dma.pid) ?? 0) + delta);
+  private ledger(pid: number, delta: number): void {
+    this.chargedByPid.set(pid, (this.chargedByPid.get(pid) ?? 0) + delta);
+  }
+
+  /** Charges a mapping's pinned frames for the IOMMU (map, replay). */
+  chargeDirect(dma: VfioDma, spans: readonly FrameSpan[]): void {
+    const n = pagesOf(spans);
+    this.env.applyCharge(dma.pid, spans, 1, { direct: n });
+    dma.chargedDirect += n;
+    this.ledger(dma.pid, n);
+  }
+
+  /** Charges one externally pinned page (a container without an IOMMU domain). */
+  chargePin(dma: VfioDma, span: FrameSpan): void {
+    this.env.applyCharge(dma.pid, [span], 1, { pins: span.pages });
+    dma.chargedPins += span.pages;
+    this.ledger(dma.pid, span.pages);
+  }
+
+  unchargePin(dma: VfioDma, span: FrameSpan): void {
+    this.env.applyCharge(dma.pid, [span], -1, { pins: span.pages });
+    dma.chargedPins -= span.pages;
+    this.ledger(dma.pid, -span.pages);
+  }
+
+  /** Uncharges every pinned frame of an IOMMU-mapped mapping, whatever charged it (vfio_unmap_unpin). */
+  unchargeAll(dma: VfioDma, spans: readonly FrameSpan[]): void {
+    const n = pagesOf(spans);
+    const pins = Math.min(dma.chargedPins, n);
+    this.env.applyCharge(dma.pid, spans, -1, { direct: n - pins, pins });
+    dma.chargedDirect -= n - pins;
+    dma.chargedPins -= pins;
+    this.ledger(dma.pid, -n);
+  }
+
+  /** Undoes a chargeDirect (a failed replay). */
+  unchargeDirect(dma: VfioDma, spans: readonly FrameSpan[]): void {
+    const n = pagesOf(spans);
+    this.env.applyCharge(dma.pid, spans, -1, { direct: n });
+    dma.chargedDirect -= n;
+    this.ledger(dma.pid, -n);
   }
 
   /**
@@ -83,17 +119,25 @@ export class VfioIommu {
    * pages stay charged): they are reported as a leak.
    */
   reportOrphanedCharge(dma: VfioDma): void {
-    if (dma.charged <= 0) return;
+    const charged = dmaCharged(dma);
+    if (charged <= 0) return;
     const p = this.env.process(dma.pid);
-    p.orphaned += dma.charged;
+    p.orphaned += charged;
     this.env.report(
       'ACCT_LEAK',
-      `Mapping iova ${hex(dma.iova)} size ${hex(dma.size)} was removed with ${dma.charged} pages still charged to pid ${dma.pid}; they stay in locked_vm`,
-      { pid: dma.pid, iova: hex(dma.iova), size: hex(dma.size), pages: dma.charged, vpfns: dma.vpfns.size },
+      `Mapping iova ${hex(dma.iova)} size ${hex(dma.size)} was removed with ${charged} pages still charged to pid ${dma.pid}; they stay in locked_vm`,
+      { pid: dma.pid, iova: hex(dma.iova), size: hex(dma.size), pages: charged, vpfns: dma.vpfns.size },
     );
-    this.chargedByPid.set(dma.pid, (this.chargedByPid.get(dma.pid) ?? 0) - dma.charged);
-    dma.charged = 0;
+    this.ledger(dma.pid, -charged);
+    dma.chargedDirect = 0;
+    dma.chargedPins = 0;
   }
+}
+
+function pagesOf(spans: readonly FrameSpan[]): number {
+  let n = 0;
+  for (const s of spans) n += s.pages;
+  return n;
 }
 
 export function pageMask(env: ModelEnv): bigint {

@@ -16,8 +16,9 @@ import {
   resvConflict,
   resvExclude,
 } from '../../type1/iova-list.js';
-import { mapRuns, pinRemote, unmapUnpin, vpfnsIn } from '../../type1/pin.js';
-import type { VfioDma } from '../../type1/vfio-dma.js';
+import type { FrameSpan } from '../../memory/frame-ledger.js';
+import { mapRuns, pinRemote, unmapUnpin } from '../../type1/pin.js';
+import { type VfioDma, vpfnSpans } from '../../type1/vfio-dma.js';
 import type { VfioIommu } from '../../type1/vfio-iommu.js';
 import { iova as toIova } from '../../units.js';
 import { removeAllDmas } from './remove.js';
@@ -72,11 +73,11 @@ export function attachGroup(iommu: VfioIommu, pid: number, group: GroupSpec): nu
  */
 function replay(iommu: VfioIommu, pid: number, domain: Domain): number {
   const env = iommu.env;
-  const done: { dma: VfioDma; pinnedHere: boolean; charge: number }[] = [];
+  const done: { dma: VfioDma; pinnedHere: boolean; spans: FrameSpan[] }[] = [];
   for (const dma of iommu.dmaList.all()) {
     if (dma.iommuMapped) {
       mapRuns(env, domain, dma, dma.runs);
-      done.push({ dma, pinnedHere: false, charge: 0 });
+      done.push({ dma, pinnedHere: false, spans: [] });
       continue;
     }
     const pinned = pinRemote(env, dma, pid, 0, Number(dma.size >> env.pageShift));
@@ -85,15 +86,15 @@ function replay(iommu: VfioIommu, pid: number, domain: Domain): number {
         domain.pt.unmap(d.dma.iova, d.dma.size);
         if (d.pinnedHere) {
           d.dma.runs = [];
-          iommu.charge(d.dma, -d.charge);
+          iommu.unchargeDirect(d.dma, d.spans);
         }
       }
       return pinned.ret;
     }
     dma.runs = pinned.runs;
     mapRuns(env, domain, dma, pinned.runs);
-    iommu.charge(dma, pinned.charge);
-    done.push({ dma, pinnedHere: true, charge: pinned.charge });
+    iommu.chargeDirect(dma, pinned.spans);
+    done.push({ dma, pinnedHere: true, spans: pinned.spans });
   }
   // All mapped: mark them (the kernel's second tree walk).
   for (const d of done) d.dma.iommuMapped = true;
@@ -106,11 +107,9 @@ function replay(iommu: VfioIommu, pid: number, domain: Domain): number {
  * becomes exactly the non-reserved vpfns.
  */
 function unmapUnpinReaccount(iommu: VfioIommu): void {
-  const env = iommu.env;
   for (const dma of iommu.dmaList.all()) {
-    const unlocked = unmapUnpin(env, iommu.domains, dma);
-    const locked = vpfnsIn(env, dma, 0, Number(dma.size >> env.pageShift), false);
-    iommu.charge(dma, locked - unlocked);
+    iommu.unchargeAll(dma, unmapUnpin(iommu.domains, dma));
+    for (const span of vpfnSpans(dma)) iommu.chargePin(dma, span);
   }
 }
 

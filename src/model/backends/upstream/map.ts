@@ -67,7 +67,7 @@ export function mapDma(iommu: VfioIommu, pid: number, seq: number, arg: MapDmaAr
     dma.runs = pinned.runs;
     for (const d of iommu.domains) mapRuns(env, d, dma, pinned.runs);
     dma.iommuMapped = true;
-    iommu.charge(dma, pinned.charge);
+    iommu.chargeDirect(dma, pinned.spans);
   }
 
   // vfio_dma_bitmap_alloc: more than INT_MAX pages cannot be tracked.

@@ -29,7 +29,7 @@ function pinPageExternal(iommu: VfioIommu, dma: VfioDma, at: bigint, doAccountin
       );
       return -Errno.ENOMEM;
     }
-    iommu.charge(dma, 1);
+    iommu.chargePin(dma, { pfn: run.pfn, pages: 1 });
   }
   dma.vpfns.set(at, { pfn: run.pfn as Pfn, refCount: 1, reserved: run.reserved });
   return 0;
@@ -42,7 +42,7 @@ function unpinPageExternal(iommu: VfioIommu, dma: VfioDma, at: bigint, doAccount
   v.refCount--;
   if (v.refCount === 0) {
     dma.vpfns.delete(at);
-    if (doAccounting && !v.reserved) iommu.charge(dma, -1);
+    if (doAccounting && !v.reserved) iommu.unchargePin(dma, { pfn: v.pfn, pages: 1 });
   }
   return true;
 }

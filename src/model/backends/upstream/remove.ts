@@ -7,8 +7,7 @@ import type { VfioDma } from '../../type1/vfio-dma.js';
 import type { VfioIommu } from '../../type1/vfio-iommu.js';
 
 export function removeDma(iommu: VfioIommu, dma: VfioDma): void {
-  const unlocked = unmapUnpin(iommu.env, iommu.domains, dma);
-  iommu.charge(dma, -unlocked);
+  iommu.unchargeAll(dma, unmapUnpin(iommu.domains, dma));
   iommu.reportOrphanedCharge(dma);
   iommu.dmaList.unlink(dma);
   if (dma.vaddrInvalid) iommu.vaddrInvalidCount--;
