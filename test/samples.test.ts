@@ -31,8 +31,8 @@ describe('samples in traces/samples', () => {
 
   it('leak: a container released with 16 pages pinned by a vGPU leaves them charged', async () => {
     const { locked, codes, r } = await replayOne('leak.jsonl');
-    expect(codes).toEqual(['12:ACCT_LEAK']);
-    expect(r.findings[0]!.details).toMatchObject({ pid: 4242, pages: 16 });
+    expect(codes).toEqual(['11:PIN_LEAK', '12:ACCT_LEAK']);
+    expect(r.findings[1]!.details).toMatchObject({ pid: 4242, pages: 16 });
     expect(locked.current.get(4242)).toBe(16);
     expect(locked.peak.get(4242)).toBe(16);
   });

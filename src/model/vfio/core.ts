@@ -8,6 +8,8 @@
 import { Errno } from '../errno.js';
 import type { GroupSpec, IoctlCall, PageList } from '../events.js';
 import type { ModelEnv } from '../env.js';
+import { expandPages } from '../common/page-list.js';
+import { hex } from '../units.js';
 import type { IoctlResult, IommuBackend, IommuDriver } from './driver.js';
 
 export class Container {
@@ -55,6 +57,8 @@ export class VfioCore {
   }
   /** Containers (and ranges) the current event touched. */
   touched: Touched[] = [];
+  /** What each vendor driver has pinned and not yet unpinned: device -> iova -> count. */
+  private readonly devicePins = new Map<string, Map<bigint, number>>();
 
   constructor(
     readonly env: ModelEnv,
@@ -147,7 +151,7 @@ export class VfioCore {
   /** Closes every fd of an exiting process, lowest fd first (close_files). */
   exitProcess(pid: number): void {
     for (const g of this.groups.values()) {
-      if (g.ownerPid === pid) g.openDevices.clear();
+      if (g.ownerPid === pid) for (const dev of [...g.openDevices]) this.device(dev, 'close');
     }
     const table = this.fdTable(pid);
     for (const fd of [...table.keys()].sort((a, b) => a - b)) this.close(pid, fd);
@@ -174,6 +178,7 @@ export class VfioCore {
       default: {
         if (!c.backend) return { ret: -Errno.EINVAL };
         const r = c.backend.ioctl(pid, seq, call);
+        if (r.forcedUnpins) this.forgetPins(c, r.forcedUnpins);
         this.touch(c, r.touched ?? touchedRange(call));
         return r;
       }
@@ -277,6 +282,7 @@ export class VfioCore {
       return 0;
     }
     if (!g.openDevices.delete(dev)) return -Errno.EINVAL;
+    this.reportOutstandingPins(dev);
     if (g.openDevices.size === 0 && g.closePending) this.releaseGroupFile(g);
     return 0;
   }
@@ -297,16 +303,65 @@ export class VfioCore {
     const t = this.pinTarget(dev, pageCount(pages));
     if (typeof t === 'number') return t;
     const ret = t.backend.pinPages(t.g.spec, pages, prot);
+    if (ret > 0) {
+      const held = this.pinsOf(dev);
+      for (const at of expandPages(pages, this.env.pageSize)) held.set(at, (held.get(at) ?? 0) + 1);
+    }
     this.touch(t.g.container!, pageRange(pages, this.env.pageSize));
     return ret;
   }
 
+  /**
+   * An unpin of a page this device does not hold is reported here, for
+   * every design alike; what the design does with it is its own business.
+   */
   unpin(dev: string, pages: PageList): number {
     const t = this.pinTarget(dev, pageCount(pages));
     if (typeof t === 'number') return t;
+    const held = this.pinsOf(dev);
+    for (const at of expandPages(pages, this.env.pageSize)) {
+      const n = held.get(at) ?? 0;
+      if (n === 0) {
+        this.env.report('UNPIN_NOT_PINNED', `Device ${dev} unpins iova ${hex(at)}, which it has not pinned`, { dev, iova: hex(at) });
+      } else if (n === 1) held.delete(at);
+      else held.set(at, n - 1);
+    }
     const ret = t.backend.unpinPages(t.g.spec, pages);
     this.touch(t.g.container!, pageRange(pages, this.env.pageSize));
     return ret;
+  }
+
+  private pinsOf(dev: string): Map<bigint, number> {
+    let m = this.devicePins.get(dev);
+    if (!m) {
+      m = new Map();
+      this.devicePins.set(dev, m);
+    }
+    return m;
+  }
+
+  /** A released device still holding pins: the vendor driver leaked them. */
+  private reportOutstandingPins(dev: string): void {
+    const held = this.devicePins.get(dev);
+    this.devicePins.delete(dev);
+    if (!held || held.size === 0) return;
+    this.env.report('PIN_LEAK', `Device ${dev} was released with ${held.size} pages still pinned by its vendor driver`, {
+      dev,
+      pages: held.size,
+    });
+  }
+
+  /** The backend dropped pins the driver should have released (after an ignored unmap notification). */
+  private forgetPins(c: Container, ranges: readonly { start: bigint; size: bigint }[]): void {
+    for (const g of c.groups) {
+      for (const dev of g.openDevices) {
+        const held = this.devicePins.get(dev);
+        if (!held) continue;
+        for (const at of [...held.keys()]) {
+          if (ranges.some((r) => at >= r.start && at < r.start + r.size)) held.delete(at);
+        }
+      }
+    }
   }
 
   /** The process a device's pins are charged through (the group's owner). */

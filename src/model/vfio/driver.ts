@@ -14,6 +14,8 @@ export interface IoctlResult {
   out?: Record<string, unknown>;
   /** The IOVA range the call changed, when narrower than its arguments say. */
   touched?: { start: bigint; size: bigint };
+  /** Ranges whose external pins the backend dropped although no driver unpinned them. */
+  forcedUnpins?: { start: bigint; size: bigint }[];
 }
 
 /** What a backend holds, for invariants, `state` and tests. */

@@ -18,7 +18,7 @@ import { forceUnpinOutstanding, pinPages, unpinPages } from './pins.js';
 import { removeAllDmas } from './remove.js';
 import { unmapDma } from './unmap.js';
 import { snapshotType1 } from '../../type1/snapshot.js';
-import { expandPages } from '../../type1/page-list.js';
+import { expandPages } from '../../common/page-list.js';
 
 /** vfio_iommu_type1_check_extension with no container (iommu == NULL). */
 function checkExtensionNoContainer(ext: string): number {

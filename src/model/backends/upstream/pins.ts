@@ -10,6 +10,7 @@ import { Errno } from '../../errno.js';
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/topology.js';
 import type { VfioDma } from '../../type1/vfio-dma.js';
 import type { VfioIommu } from '../../type1/vfio-iommu.js';
+import { reportPinOutsideDma } from '../../type1/pin-findings.js';
 import { type Pfn, type Vaddr, hex } from '../../units.js';
 
 /** vfio_pin_page_external: one page from the task's mm, charged if asked. */
@@ -56,7 +57,10 @@ export function pinPages(iommu: VfioIommu, iovas: readonly bigint[], prot: { rea
     const at = iovas[i]!;
     const dma = iommu.dmaList.find(at, iommu.env.pageSize);
     let ret = 0;
-    if (!dma) ret = -Errno.EINVAL;
+    if (!dma) {
+      reportPinOutsideDma(iommu.env, at);
+      ret = -Errno.EINVAL;
+    }
     else if ((dma.prot & wanted) !== wanted) ret = -Errno.EPERM;
     else {
       const v = dma.vpfns.get(at);
@@ -77,24 +81,15 @@ export function pinPages(iommu: VfioIommu, iovas: readonly bigint[], prot: { rea
 
 /**
  * vfio_iommu_type1_unpin_pages stops at an IOVA with no mapping and ignores
- * pages that are not pinned (6.1: no WARN); both are reported here.
+ * pages that are not pinned (6.1: no WARN); the core reports both.
  */
 export function unpinPages(iommu: VfioIommu, iovas: readonly bigint[]): number {
   if (!iommu.v2) return -Errno.EACCES;
   const doAccounting = !iommu.hasIommuDomain();
   for (const at of iovas) {
     const dma = iommu.dmaList.find(at, iommu.env.pageSize);
-    if (!dma) {
-      iommu.env.report('UNPIN_NOT_PINNED', `Cannot unpin iova ${hex(at)}: no mapping covers it, so the kernel stops there`, {
-        iova: hex(at),
-      });
-      break;
-    }
-    if (!unpinPageExternal(iommu, dma, at, doAccounting)) {
-      iommu.env.report('UNPIN_NOT_PINNED', `Cannot unpin iova ${hex(at)}: the page is not pinned (the kernel ignores it)`, {
-        iova: hex(at),
-      });
-    }
+    if (!dma) break;
+    unpinPageExternal(iommu, dma, at, doAccounting);
   }
   return iovas.length;
 }

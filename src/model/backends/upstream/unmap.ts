@@ -61,6 +61,7 @@ export function unmapDma(iommu: VfioIommu, arg: UnmapDmaArg, onPins: Outstanding
   let i = iommu.dmaList.firstIndex(iova, size);
   const invalidated: VfioDma[] = [];
   let walkedTo = all ? end : iova + size;
+  const forced: { start: bigint; size: bigint }[] = [];
   while (i >= 0) {
     const dma = iommu.dmaList.at(i);
     if (!dma || dma.iova >= end) break;
@@ -82,11 +83,16 @@ export function unmapDma(iommu: VfioIommu, arg: UnmapDmaArg, onPins: Outstanding
       i++;
       continue;
     }
-    if (dma.vpfns.size > 0) onPins(iommu, dma);
+    if (dma.vpfns.size > 0) {
+      onPins(iommu, dma);
+      forced.push({ start: dma.iova, size: dma.size });
+    }
     unmapped += dma.size;
     if (dma.iova + dma.size > walkedTo) walkedTo = dma.iova + dma.size;
     // v1 removes a mapping whose first page is covered, even past the range's end.
     removeDma(iommu, dma);
   }
-  return { ret: 0, out: { size: hex(unmapped) }, touched: { start: iova, size: walkedTo - iova } };
+  const r: IoctlResult = { ret: 0, out: { size: hex(unmapped) }, touched: { start: iova, size: walkedTo - iova } };
+  if (forced.length > 0) r.forcedUnpins = forced;
+  return r;
 }
