@@ -22,15 +22,21 @@ describe('pinledger replay', () => {
   });
 
   it('exits 1 with error findings and prints the documented JSON', () => {
-    const r = cli('replay', 'traces/samples/leak.jsonl', '--json', '--outcomes');
+    const r = cli('replay', 'traces/samples/leak.jsonl', '--json', '--outcomes', '--backend', 'upstream');
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.out);
     expect(Object.keys(doc)).toEqual(['trace_id', 'backends']);
     expect(doc.trace_id).toBe('host42/vgpu-leak');
+    expect(Object.keys(doc.backends)).toEqual(['upstream']);
     const b = doc.backends.upstream;
     expect(b.locked_vm).toEqual({ '4242': 16 });
     expect(b.peak_locked_vm).toEqual({ '4242': 16 });
-    expect(b.findings.map((f: { code: string; severity: string; seq: number }) => [f.code, f.severity, f.seq])).toEqual([['ACCT_LEAK', 'error', 12]]);
+    expect(b.memlock_required).toEqual({ '4242': 65536 });
+    expect(b.charge_by_cause).toEqual({ '4242': { direct: 0, pins: 16, shared: 0 } });
+    expect(b.findings.map((f: { code: string; severity: string; seq: number }) => [f.code, f.severity, f.seq])).toEqual([
+      ['PIN_LEAK', 'error', 11],
+      ['ACCT_LEAK', 'error', 12],
+    ]);
     expect(b.outcomes).toHaveLength(13);
     expect(b.outcomes[7]).toEqual({ seq: 8, ret: 16 });
   });

@@ -25,3 +25,9 @@ export function table(rows: string[][], header: string[]): string {
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
+
+/** Bytes rounded up to whole MiB. */
+export function roundUpMiB(bytes: bigint): bigint {
+  const MiB = 1n << 20n;
+  return (bytes + MiB - 1n) / MiB;
+}

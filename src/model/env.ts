@@ -33,8 +33,37 @@ export class ModelEnv {
     return p;
   }
 
+  /** Frames charged again during the current event, by pid. */
+  private readonly sharedThisEvent = new Map<number, number>();
+  /** Pages reported as ACCT_DOUBLE_CHARGE during the current event. */
+  private doubleThisEvent = 0;
+
   report(code: FindingCode, message: string, details?: Record<string, unknown>): void {
+    if (code === 'ACCT_DOUBLE_CHARGE') this.doubleThisEvent += Number(details?.pages ?? 0);
     this.findings.report(code, message, details);
+  }
+
+  /**
+   * At the end of each event: one ACCT_SHARED_FRAMES per process for the
+   * frames it had charged again, beyond those already reported as a
+   * design's double charge.
+   */
+  endEvent(): void {
+    let double = this.doubleThisEvent;
+    for (const [pid, pages] of this.sharedThisEvent) {
+      const explained = Math.min(double, pages);
+      double -= explained;
+      const shared = pages - explained;
+      if (shared > 0) {
+        this.report(
+          'ACCT_SHARED_FRAMES',
+          `${shared} pages charged to pid ${pid} are frames it already has charged through another mapping or container; they add ${shared} pages to the memlock need`,
+          { pid, pages: shared },
+        );
+      }
+    }
+    this.sharedThisEvent.clear();
+    this.doubleThisEvent = 0;
   }
 
   /**
@@ -56,13 +85,7 @@ export class ModelEnv {
       p.charge(pages, true, this.pageShift);
       p.byCause.direct += causes.direct ?? 0;
       p.byCause.pins += causes.pins ?? 0;
-      if (already > 0) {
-        this.report(
-          'ACCT_SHARED_FRAMES',
-          `${already} pages charged to pid ${pid} are frames it already has charged through another mapping or container; they add ${already} pages to the memlock need`,
-          { pid, pages: already },
-        );
-      }
+      if (already > 0) this.sharedThisEvent.set(pid, (this.sharedThisEvent.get(pid) ?? 0) + already);
       p.notePeak();
       return;
     }

@@ -18,6 +18,7 @@ export const Errno = {
   ERANGE: 34,
   EDEADLK: 35,
   EOVERFLOW: 75,
+  EADDRINUSE: 98,
 } as const;
 
 export type ErrnoName = keyof typeof Errno;

@@ -1,10 +1,12 @@
 /**
  * Replays segment files through one or more backend designs. Files are
  * taken in the order given; segments of one trace continue one another.
- * This is the I/O edge around the pure Replayer.
+ * This is the I/O edge around the pure model.
  */
+import type { TraceHeader } from '../model/events.js';
 import type { Finding } from '../model/findings.js';
-import { Replayer } from '../model/replay/replayer.js';
+import { DifferentialReplay } from '../model/replay/differential.js';
+import type { Replayer } from '../model/replay/replayer.js';
 import type { IommuDriver } from '../model/vfio/driver.js';
 import { openSegment } from '../trace/reader.js';
 import { TraceError } from '../trace/trace-error.js';
@@ -15,33 +17,28 @@ export interface TraceReplay {
   replayers: Map<string, Replayer>;
 }
 
-export async function replayFiles(
-  files: string[],
-  drivers: Map<string, IommuDriver>,
-  opts: { keepOutcomes?: boolean } = {},
-): Promise<TraceReplay[]> {
-  const traces = new Map<string, TraceReplay>();
+/** The designs to replay a trace through, chosen once its first header is read. */
+export type DriverChoice = ReadonlyMap<string, IommuDriver> | ((header: TraceHeader) => ReadonlyMap<string, IommuDriver>);
+
+export async function replayFiles(files: string[], drivers: DriverChoice, opts: { keepOutcomes?: boolean } = {}): Promise<TraceReplay[]> {
+  const traces = new Map<string, { t: TraceReplay; diff: DifferentialReplay }>();
   for (const file of files) {
     const reader = openSegment(file);
     const header = await reader.header();
-    let t = traces.get(header.traceId);
-    if (!t) {
-      t = { traceId: header.traceId, files: [], replayers: new Map() };
-      for (const [name, d] of drivers) t.replayers.set(name, new Replayer(d, opts));
-      traces.set(header.traceId, t);
+    let entry = traces.get(header.traceId);
+    if (!entry) {
+      const chosen = typeof drivers === 'function' ? drivers(header) : drivers;
+      const diff = new DifferentialReplay(chosen, opts);
+      entry = { t: { traceId: header.traceId, files: [], replayers: diff.replayers }, diff };
+      traces.set(header.traceId, entry);
     }
-    const replayers = [...t.replayers.values()];
-    reader.parser.continueAfter(replayers[0]!.lastSeq);
-    for (const r of replayers) {
-      const err = r.beginSegment(header);
-      if (err) throw new TraceError(file, 1, 'segment', err);
-    }
-    t.files.push(file);
-    for await (const e of reader.events()) {
-      for (const r of replayers) r.apply(e);
-    }
+    reader.parser.continueAfter(entry.diff.lastSeq);
+    const err = entry.diff.beginSegment(header);
+    if (err) throw new TraceError(file, 1, 'segment', err);
+    entry.t.files.push(file);
+    for await (const e of reader.events()) entry.diff.apply(e);
   }
-  return [...traces.values()];
+  return [...traces.values()].map((x) => x.t);
 }
 
 export function hasErrors(findings: readonly Finding[]): boolean {

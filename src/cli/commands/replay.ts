@@ -4,7 +4,8 @@ import { BACKENDS, BACKEND_NAMES } from '../../model/backends/index.js';
 import type { Replayer } from '../../model/replay/replayer.js';
 import type { IommuDriver } from '../../model/vfio/driver.js';
 import { hasErrors, replayFiles, type TraceReplay } from '../../replay/replay-files.js';
-import { formatPages, table } from '../format.js';
+import type { TraceHeader } from '../../model/events.js';
+import { formatPages, roundUpMiB, table } from '../format.js';
 import { UsageError } from '../usage-error.js';
 
 interface Args {
@@ -14,24 +15,32 @@ interface Args {
   backend: string;
 }
 
-function pickDrivers(spec: string): Map<string, IommuDriver> {
+/** The designs named by --backend, or 'auto'; unknown names are a usage error. */
+function parseBackendSpec(spec: string): string[] | 'auto' {
+  if (spec === 'auto') return 'auto';
   const names = spec === 'all' ? BACKEND_NAMES : spec.split(',').map((s) => s.trim()).filter(Boolean);
-  const out = new Map<string, IommuDriver>();
   for (const n of names) {
-    const d = BACKENDS[n];
-    if (!d) throw new UsageError(`Unknown backend ${JSON.stringify(n)}; known: ${BACKEND_NAMES.join(', ')}, all`);
-    out.set(n, d);
+    if (!BACKENDS[n]) throw new UsageError(`Unknown backend ${JSON.stringify(n)}; known: ${BACKEND_NAMES.join(', ')}, all, auto`);
   }
-  if (out.size === 0) throw new UsageError('No backend named');
-  return out;
+  if (names.length === 0) throw new UsageError('No backend named');
+  return names;
+}
+
+/** `auto`: every design when the trace has mediated groups (where they differ), else upstream. */
+function driversFor(spec: string[] | 'auto', header: TraceHeader): Map<string, IommuDriver> {
+  const names = spec !== 'auto' ? spec : header.topology?.groups.some((g) => g.kind === 'mdev') ? BACKEND_NAMES : ['upstream'];
+  return new Map(names.map((n) => [n, BACKENDS[n]!]));
 }
 
 function backendJson(r: Replayer, withOutcomes: boolean): Record<string, unknown> {
   const { current, peak } = r.lockedVm();
+  const memlock = r.memlockRequired();
   const o: Record<string, unknown> = {
     findings: r.findings.map((f) => ({ code: f.code, severity: f.severity, seq: f.seq, message: f.message, details: f.details })),
     locked_vm: Object.fromEntries(current),
     peak_locked_vm: Object.fromEntries(peak),
+    memlock_required: Object.fromEntries([...memlock].map(([pid, m]) => [pid, Number(m.bytes)])),
+    charge_by_cause: Object.fromEntries([...memlock].map(([pid, m]) => [pid, m.breakdown])),
   };
   if (withOutcomes) o.outcomes = r.outcomes.map((x) => (x.out ? { seq: x.seq, ret: x.ret, out: x.out } : { seq: x.seq, ret: x.ret }));
   return o;
@@ -51,8 +60,19 @@ function human(t: TraceReplay): string {
     const pageSize = Number(r.modelEnv?.pageSize ?? 4096n);
     lines.push('', `backend ${name}: ${r.events} events, ${r.containersCreated} containers`);
     const { current, peak } = r.lockedVm();
-    const rows = [...peak.keys()].sort((a, b) => a - b).map((pid) => [String(pid), formatPages(peak.get(pid) ?? 0, pageSize), formatPages(current.get(pid) ?? 0, pageSize)]);
-    if (rows.length) lines.push(table(rows, ['pid', 'peak locked_vm', 'final locked_vm']));
+    const memlock = r.memlockRequired();
+    const rows = [...peak.keys()].sort((a, b) => a - b).map((pid) => {
+      const m = memlock.get(pid);
+      const b = m?.breakdown;
+      return [
+        String(pid),
+        formatPages(peak.get(pid) ?? 0, pageSize),
+        formatPages(current.get(pid) ?? 0, pageSize),
+        m ? `${m.bytes} B (${roundUpMiB(m.bytes)} MiB)` : '',
+        b ? `direct ${b.direct}, pins ${b.pins}, shared ${b.shared}` : '',
+      ];
+    });
+    if (rows.length) lines.push(table(rows, ['pid', 'peak locked_vm', 'final locked_vm', 'memlock needed', 'peak pages by cause']));
     const byCode = new Map<string, number>();
     for (const f of r.findings) byCode.set(f.code, (byCode.get(f.code) ?? 0) + 1);
     if (byCode.size === 0) lines.push('findings: none');
@@ -72,12 +92,17 @@ export const replayCommand: CommandModule<object, Args> = {
       .positional('files', { type: 'string', array: true, demandOption: true, describe: 'segment files (.jsonl or .jsonl.gz), in order' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON document' })
       .option('outcomes', { type: 'boolean', default: false, describe: 'with --json: the model result of every event' })
-      .option('backend', { type: 'string', default: 'upstream', describe: `backend design(s): ${BACKEND_NAMES.join(', ')}, comma separated, or all` })
+      .option('backend', {
+        type: 'string',
+        default: 'auto',
+        describe: `backend design(s): ${BACKEND_NAMES.join(', ')}, comma separated, all, or auto (all when the trace has mediated groups, else upstream)`,
+      })
       .example('$0 replay traces/samples/vm-boot.jsonl', 'replay a VM boot through upstream type1')
-      .example('$0 replay seg0.jsonl seg1.jsonl.gz --json', 'two segments of one trace, as JSON') as unknown as Argv<Args>,
+      .example('$0 replay seg0.jsonl seg1.jsonl.gz --json', 'two segments of one trace, as JSON')
+      .example('$0 replay traces/samples/mixed-direct-mdev.jsonl --backend all', 'compare the three designs') as unknown as Argv<Args>,
   handler: async (args) => {
-    const drivers = pickDrivers(args.backend);
-    const traces = await replayFiles(args.files, drivers, { keepOutcomes: args.outcomes });
+    const spec = parseBackendSpec(args.backend);
+    const traces = await replayFiles(args.files, (h) => driversFor(spec, h), { keepOutcomes: args.outcomes });
     if (args.json) {
       const docs = traces.map((t) => traceJson(t, args.outcomes));
       process.stdout.write(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');

@@ -12,6 +12,7 @@ import { Topology } from '../iommu/topology.js';
 import type { IommuDriver } from '../vfio/driver.js';
 import { VfioCore } from '../vfio/core.js';
 import { defaultIommuUnit } from '../iommu/default-unit.js';
+import type { ChargeBreakdown } from '../memory/process.js';
 import { outDifferences } from './compare.js';
 
 export interface Outcome {
@@ -23,6 +24,12 @@ export interface Outcome {
 export interface ReplayOptions {
   /** Keep every event's outcome (for --outcomes and tests). */
   keepOutcomes?: boolean;
+  /**
+   * Compare the trace's observed results with this design's (default true).
+   * A capture comes from one real backend; the designs that did not produce
+   * it are compared with each other instead (DESIGN_DIVERGENCE).
+   */
+  checkObserved?: boolean;
 }
 
 class CollectingSink implements FindingSink {
@@ -47,6 +54,28 @@ export class Replayer {
     readonly driver: IommuDriver,
     private readonly options: ReplayOptions = {},
   ) {}
+
+  /** Reports a finding against the current event from outside the model (differential replay). */
+  note(code: FindingCode, message: string, details: Record<string, unknown> = {}): void {
+    this.sink.report(code, message, details);
+  }
+
+  /**
+   * The memlock answer: for each process, the smallest RLIMIT_MEMLOCK under
+   * which every operation that succeeded would still have succeeded (its
+   * peak charge), and what that peak was made of.
+   */
+  memlockRequired(): Map<number, { bytes: bigint; breakdown: ChargeBreakdown }> {
+    const out = new Map<number, { bytes: bigint; breakdown: ChargeBreakdown }>();
+    const pageSize = this.env?.pageSize ?? 4096n;
+    for (const [pid, v] of this.exited) out.set(pid, { bytes: BigInt(v.peak) * pageSize, breakdown: v.breakdown });
+    for (const p of this.env?.processes.values() ?? []) {
+      const prev = out.get(p.pid);
+      const bytes = BigInt(p.peakLockedVm) * pageSize;
+      if (!prev || bytes >= prev.bytes) out.set(p.pid, { bytes, breakdown: p.peakBreakdown });
+    }
+    return out;
+  }
 
   get traceId(): string | undefined {
     return this.header?.traceId;
@@ -93,7 +122,8 @@ export class Replayer {
     this.lastSeq = e.seq;
     core.touched = [];
     const outcome = this.dispatch(env, core, e);
-    this.checkObserved(env, core, e, outcome);
+    env.endEvent();
+    if (this.options.checkObserved ?? true) this.checkObserved(env, core, e, outcome);
     this.checkInvariants(env, core);
     if (this.options.keepOutcomes) this.outcomes.push(outcome);
     return outcome;
@@ -121,7 +151,8 @@ export class Replayer {
               pages: p.lockedVm,
             });
           }
-          this.exited.set(e.pid, Math.max(this.exited.get(e.pid) ?? 0, p.peakLockedVm));
+          const prev = this.exited.get(e.pid);
+          if (!prev || p.peakLockedVm >= prev.peak) this.exited.set(e.pid, { peak: p.peakLockedVm, breakdown: p.peakBreakdown });
           env.processes.delete(e.pid);
         }
         return { seq, ret: 0 };
@@ -235,7 +266,7 @@ export class Replayer {
     const peak = new Map<number, number>();
     for (const [pid, v] of this.exited) {
       current.set(pid, 0);
-      peak.set(pid, v);
+      peak.set(pid, v.peak);
     }
     for (const p of this.env?.processes.values() ?? []) {
       current.set(p.pid, p.lockedVm);
@@ -244,7 +275,7 @@ export class Replayer {
     return { current, peak };
   }
 
-  private readonly exited = new Map<number, number>();
+  private readonly exited = new Map<number, { peak: number; breakdown: ChargeBreakdown }>();
 
   get containersCreated(): number {
     return this.core?.containersCreated ?? 0;

@@ -7,6 +7,7 @@ import type { ModelEnv } from '../env.js';
 import { type Pfn, hex } from '../units.js';
 import type { Domain } from './domain.js';
 import type { FrameSpan } from '../memory/frame-ledger.js';
+import type { ChargePolicy } from './vfio-iommu.js';
 import { type DmaRun, type VfioDma, runSpans, runSpansExceptVpfns } from './vfio-dma.js';
 import { Errno } from '../errno.js';
 
@@ -19,11 +20,19 @@ export type PinResult = { ok: true; runs: DmaRun[]; spans: FrameSpan[]; charge: 
  * `locked_vm + charge > limit` fails with ENOMEM unless lock_cap. The check
  * runs against the current process (the caller of the ioctl).
  */
-export function pinRemote(env: ModelEnv, dma: VfioDma, currentPid: number, offset: number, npages: number): PinResult {
+export function pinRemote(
+  env: ModelEnv,
+  policy: ChargePolicy,
+  dma: VfioDma,
+  currentPid: number,
+  offset: number,
+  npages: number,
+): PinResult {
   const owner = env.process(dma.pid);
   const va = dma.vaddr + (BigInt(offset) << env.pageShift);
   const t = owner.mm.translate(va as typeof dma.vaddr, npages);
   if (!t.ok) return { ok: false, ret: -Errno.EFAULT };
+  if (!policy.pinsPfnmap && t.runs.some((r) => r.reserved)) return { ok: false, ret: -Errno.EFAULT };
   const runs: DmaRun[] = [];
   let off = offset;
   for (const r of t.runs) {
@@ -34,6 +43,7 @@ export function pinRemote(env: ModelEnv, dma: VfioDma, currentPid: number, offse
   let charge = 0;
   for (const s of spans) charge += s.pages;
   const current = env.process(currentPid);
+  if (!policy.accounts(dma)) return { ok: true, runs, spans, charge: 0 };
   if (!dma.lockCap && current.lockedVm + charge > current.limitPages(env.pageShift)) {
     env.report(
       'ACCT_LIMIT',

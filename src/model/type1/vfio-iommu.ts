@@ -11,6 +11,23 @@ import type { IovaRange } from './iova-list.js';
 import type { FrameSpan } from '../memory/frame-ledger.js';
 import { type VfioDma, dmaCharged } from './vfio-dma.js';
 
+/**
+ * How a design charges pinned pages: an object handed in, so that shared
+ * code never asks which design it serves.
+ */
+export interface ChargePolicy {
+  /** Whether this mapping's pages are charged to locked_vm (and held to the limit) at all. */
+  accounts(dma: VfioDma): boolean;
+  /** Whether device memory (VM_PFNMAP) can be pinned; type1 pins it without a charge. */
+  pinsPfnmap: boolean;
+}
+
+/** type1: every non-reserved page is charged; CAP_IPC_LOCK only lifts the limit. */
+export const TYPE1_CHARGING: ChargePolicy = {
+  accounts: () => true,
+  pinsPfnmap: true,
+};
+
 export class VfioIommu {
   /** Newest first: list_add() puts a new domain at the head. */
   domains: Domain[] = [];
@@ -31,6 +48,7 @@ export class VfioIommu {
     readonly env: ModelEnv,
     readonly v2: boolean,
     readonly nesting: boolean,
+    readonly policy: ChargePolicy = TYPE1_CHARGING,
   ) {
     this.dmaAvail = env.params.dmaEntryLimit;
     this.pgsizeBitmap = pageMask(env);
@@ -76,6 +94,7 @@ export class VfioIommu {
 
   /** Charges a mapping's pinned frames for the IOMMU (map, replay). */
   chargeDirect(dma: VfioDma, spans: readonly FrameSpan[]): void {
+    if (!this.policy.accounts(dma)) return;
     const n = pagesOf(spans);
     this.env.applyCharge(dma.pid, spans, 1, { direct: n });
     dma.chargedDirect += n;
@@ -84,12 +103,14 @@ export class VfioIommu {
 
   /** Charges one externally pinned page (a container without an IOMMU domain). */
   chargePin(dma: VfioDma, span: FrameSpan): void {
+    if (!this.policy.accounts(dma)) return;
     this.env.applyCharge(dma.pid, [span], 1, { pins: span.pages });
     dma.chargedPins += span.pages;
     this.ledger(dma.pid, span.pages);
   }
 
   unchargePin(dma: VfioDma, span: FrameSpan): void {
+    if (!this.policy.accounts(dma)) return;
     this.env.applyCharge(dma.pid, [span], -1, { pins: span.pages });
     dma.chargedPins -= span.pages;
     this.ledger(dma.pid, -span.pages);
@@ -97,6 +118,7 @@ export class VfioIommu {
 
   /** Uncharges every pinned frame of an IOMMU-mapped mapping, whatever charged it (vfio_unmap_unpin). */
   unchargeAll(dma: VfioDma, spans: readonly FrameSpan[]): void {
+    if (!this.policy.accounts(dma)) return;
     const n = pagesOf(spans);
     const pins = Math.min(dma.chargedPins, n);
     this.env.applyCharge(dma.pid, spans, -1, { direct: n - pins, pins });
@@ -107,6 +129,7 @@ export class VfioIommu {
 
   /** Undoes a chargeDirect (a failed replay). */
   unchargeDirect(dma: VfioDma, spans: readonly FrameSpan[]): void {
+    if (!this.policy.accounts(dma)) return;
     const n = pagesOf(spans);
     this.env.applyCharge(dma.pid, spans, -1, { direct: n });
     dma.chargedDirect -= n;

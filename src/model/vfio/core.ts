@@ -188,7 +188,7 @@ export class VfioCore {
   /** vfio_ioctl_set_iommu and __vfio_container_attach_groups. */
   private setIommu(c: Container, pid: number, iommuType: string): number {
     if (c.groups.length === 0 || c.backend) return -Errno.EINVAL;
-    if (this.driver.checkExtension(iommuType) <= 0) return -Errno.ENODEV;
+    // The driver refuses a type it does not support with its own errno.
     const backend = this.driver.open(this.env, iommuType);
     if (typeof backend === 'number') return backend;
     const attached: GroupState[] = [];

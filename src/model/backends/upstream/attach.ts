@@ -80,7 +80,7 @@ function replay(iommu: VfioIommu, pid: number, domain: Domain): number {
       done.push({ dma, pinnedHere: false, spans: [] });
       continue;
     }
-    const pinned = pinRemote(env, dma, pid, 0, Number(dma.size >> env.pageShift));
+    const pinned = pinRemote(env, iommu.policy, dma, pid, 0, Number(dma.size >> env.pageShift));
     if (!pinned.ok) {
       for (const d of done.reverse()) {
         domain.pt.unmap(d.dma.iova, d.dma.size);

@@ -4,35 +4,18 @@
  * groups on an explicit emulated list, external pins as refcounted vpfns
  * charged once per container.
  */
-import { Errno } from '../../errno.js';
 import type { GroupSpec, IoctlCall, PageList } from '../../events.js';
 import type { ModelEnv } from '../../env.js';
 import { checkType1Invariants } from '../../type1/invariants.js';
 import { VfioIommu } from '../../type1/vfio-iommu.js';
 import { chargeablePages } from '../../type1/vfio-dma.js';
-import { hex } from '../../units.js';
 import type { BackendSnapshot, IoctlResult, IommuBackend, IommuDriver } from '../../vfio/driver.js';
 import { attachGroup, detachGroup } from './attach.js';
-import { mapDma } from './map.js';
+import { checkExtensionNoContainer, type1Ioctl, type1Mode } from './ioctl.js';
 import { forceUnpinOutstanding, pinPages, unpinPages } from './pins.js';
 import { removeAllDmas } from './remove.js';
-import { unmapDma } from './unmap.js';
 import { snapshotType1 } from '../../type1/snapshot.js';
 import { expandPages } from '../../common/page-list.js';
-
-/** vfio_iommu_type1_check_extension with no container (iommu == NULL). */
-function checkExtensionNoContainer(ext: string): number {
-  switch (ext) {
-    case 'VFIO_TYPE1_IOMMU':
-    case 'VFIO_TYPE1v2_IOMMU':
-    case 'VFIO_TYPE1_NESTING_IOMMU':
-    case 'VFIO_UNMAP_ALL':
-    case 'VFIO_UPDATE_VADDR':
-      return 1;
-    default:
-      return 0;
-  }
-}
 
 class UpstreamType1 implements IommuBackend {
   readonly iommu: VfioIommu;
@@ -42,53 +25,7 @@ class UpstreamType1 implements IommuBackend {
   }
 
   ioctl(pid: number, seq: number, call: IoctlCall): IoctlResult {
-    const iommu = this.iommu;
-    switch (call.cmd) {
-      case 'VFIO_CHECK_EXTENSION':
-        if (call.extension === 'VFIO_DMA_CC_IOMMU') {
-          // vfio_domains_have_iommu_cache: every domain enforces coherency.
-          return { ret: iommu.domains.every((d) => d.prot !== 0) ? 1 : 0 };
-        }
-        return { ret: checkExtensionNoContainer(call.extension) };
-      case 'VFIO_IOMMU_GET_INFO':
-        return {
-          ret: 0,
-          out: {
-            iova_pgsizes: hex(iommu.pgsizeBitmap),
-            iova_ranges: iommu.iovaList.map((r) => [hex(r.start), hex(r.end)]),
-            dma_avail: iommu.dmaAvail,
-          },
-        };
-      case 'VFIO_IOMMU_MAP_DMA':
-        return mapDma(iommu, pid, seq, call);
-      case 'VFIO_IOMMU_UNMAP_DMA':
-        return unmapDma(iommu, call, forceUnpinOutstanding);
-      case 'VFIO_IOMMU_DIRTY_PAGES':
-        return this.dirtyPages(call.flags);
-      default:
-        return { ret: -Errno.ENOTTY };
-    }
-  }
-
-  /** vfio_iommu_type1_dirty_pages: START and STOP (GET_BITMAP needs a user buffer). */
-  private dirtyPages(flags: string[]): IoctlResult {
-    const iommu = this.iommu;
-    if (!iommu.v2) return { ret: -Errno.EACCES };
-    const known = ['START', 'STOP', 'GET_BITMAP'];
-    if (flags.length !== 1 || !known.includes(flags[0]!)) return { ret: -Errno.EINVAL };
-    if (flags[0] === 'START') {
-      if (!iommu.dirtyPageTracking) {
-        const tooBig = iommu.dmaList.all().some((d) => d.size / iommu.minPageSize > 0x7fffffffn);
-        if (tooBig) return { ret: -Errno.EINVAL };
-        iommu.dirtyPageTracking = true;
-      }
-      return { ret: 0 };
-    }
-    if (flags[0] === 'STOP') {
-      iommu.dirtyPageTracking = false;
-      return { ret: 0 };
-    }
-    return { ret: iommu.dirtyPageTracking ? 0 : -Errno.EINVAL };
+    return type1Ioctl(this.iommu, pid, seq, call, forceUnpinOutstanding);
   }
 
   attachGroup(pid: number, group: GroupSpec): number {
@@ -139,15 +76,7 @@ export const upstreamDriver: IommuDriver = {
   name: 'upstream',
   checkExtension: checkExtensionNoContainer,
   open(env: ModelEnv, iommuType: string): IommuBackend | number {
-    switch (iommuType) {
-      case 'VFIO_TYPE1_IOMMU':
-        return new UpstreamType1(env, false, false);
-      case 'VFIO_TYPE1v2_IOMMU':
-        return new UpstreamType1(env, true, false);
-      case 'VFIO_TYPE1_NESTING_IOMMU':
-        return new UpstreamType1(env, true, true);
-      default:
-        return -Errno.EINVAL;
-    }
+    const mode = type1Mode(iommuType);
+    return typeof mode === 'number' ? mode : new UpstreamType1(env, mode.v2, mode.nesting);
   },
 };

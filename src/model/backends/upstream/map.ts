@@ -59,7 +59,7 @@ export function mapDma(iommu: VfioIommu, pid: number, seq: number, arg: MapDmaAr
   // Don't pin and map if the container has no IOMMU-capable domain.
   if (iommu.hasIommuDomain()) {
     const npages = Number(size >> env.pageShift);
-    const pinned = pinRemote(env, dma, pid, 0, npages);
+    const pinned = pinRemote(env, iommu.policy, dma, pid, 0, npages);
     if (!pinned.ok) {
       removeDma(iommu, dma);
       return { ret: pinned.ret };

@@ -20,7 +20,8 @@ function pinPageExternal(iommu: VfioIommu, dma: VfioDma, at: bigint, doAccountin
   const t = env.process(dma.pid).mm.translate(va, 1);
   if (!t.ok) return -Errno.EFAULT;
   const run = t.runs[0]!;
-  if (doAccounting && !run.reserved) {
+  if (run.reserved && !iommu.policy.pinsPfnmap) return -Errno.EFAULT;
+  if (doAccounting && !run.reserved && iommu.policy.accounts(dma)) {
     const owner = env.process(dma.pid);
     if (!dma.lockCap && owner.lockedVm + 1 > owner.limitPages(env.pageShift)) {
       env.report(
@@ -48,9 +49,23 @@ function unpinPageExternal(iommu: VfioIommu, dma: VfioDma, at: bigint, doAccount
   return true;
 }
 
-export function pinPages(iommu: VfioIommu, iovas: readonly bigint[], prot: { read: boolean; write: boolean }): number {
-  // Supported for v2 only.
-  if (!iommu.v2) return -Errno.EACCES;
+/** Where designs that keep vpfns differ in refusing a pin. */
+export interface ExternalPinRules {
+  /** The errno for a v1 container (type1: EACCES, v2 only), or 0 when v1 is allowed. */
+  v1Errno: number;
+  /** The errno for an IOVA no mapping covers. */
+  outsideErrno: number;
+}
+
+export const TYPE1_PIN_RULES: ExternalPinRules = { v1Errno: -Errno.EACCES, outsideErrno: -Errno.EINVAL };
+
+export function pinPages(
+  iommu: VfioIommu,
+  iovas: readonly bigint[],
+  prot: { read: boolean; write: boolean },
+  rules: ExternalPinRules = TYPE1_PIN_RULES,
+): number {
+  if (!iommu.v2 && rules.v1Errno !== 0) return rules.v1Errno;
   const wanted = (prot.read ? IOMMU_READ : 0) | (prot.write ? IOMMU_WRITE : 0);
   const doAccounting = !iommu.hasIommuDomain();
   for (let i = 0; i < iovas.length; i++) {
@@ -59,7 +74,7 @@ export function pinPages(iommu: VfioIommu, iovas: readonly bigint[], prot: { rea
     let ret = 0;
     if (!dma) {
       reportPinOutsideDma(iommu.env, at);
-      ret = -Errno.EINVAL;
+      ret = rules.outsideErrno;
     }
     else if ((dma.prot & wanted) !== wanted) ret = -Errno.EPERM;
     else {
@@ -83,8 +98,8 @@ export function pinPages(iommu: VfioIommu, iovas: readonly bigint[], prot: { rea
  * vfio_iommu_type1_unpin_pages stops at an IOVA with no mapping and ignores
  * pages that are not pinned (6.1: no WARN); the core reports both.
  */
-export function unpinPages(iommu: VfioIommu, iovas: readonly bigint[]): number {
-  if (!iommu.v2) return -Errno.EACCES;
+export function unpinPages(iommu: VfioIommu, iovas: readonly bigint[], rules: ExternalPinRules = TYPE1_PIN_RULES): number {
+  if (!iommu.v2 && rules.v1Errno !== 0) return rules.v1Errno;
   const doAccounting = !iommu.hasIommuDomain();
   for (const at of iovas) {
     const dma = iommu.dmaList.find(at, iommu.env.pageSize);
