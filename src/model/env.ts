@@ -49,6 +49,7 @@ export class ModelEnv {
    * design's double charge.
    */
   endEvent(): void {
+    if (this.sharedThisEvent.size === 0 && this.doubleThisEvent === 0) return;
     let double = this.doubleThisEvent;
     for (const [pid, pages] of this.sharedThisEvent) {
       const explained = Math.min(double, pages);

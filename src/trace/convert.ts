@@ -168,10 +168,11 @@ function convertIoctl(j: Json): IoctlCall {
 }
 
 export function convertEvent(j: Json, line: number): TraceEvent {
-  const base = { seq: j.seq as number, line, observed: convertObserved(j) };
+  const seq = j.seq as number;
+  const observed = convertObserved(j);
   switch (j.type) {
     case 'process': {
-      const e: TraceEvent = { ...base, type: 'process', pid: j.pid as number, op: j.op as 'start' };
+      const e: TraceEvent = { seq, line, observed, type: 'process', pid: j.pid as number, op: j.op as 'start' };
       if (j.memlock_limit !== undefined) {
         e.memlockLimit = j.memlock_limit === 'unlimited' ? 'unlimited' : bytes(parseU64(j.memlock_limit, 'memlock_limit'));
       }
@@ -181,7 +182,9 @@ export function convertEvent(j: Json, line: number): TraceEvent {
     }
     case 'mmap': {
       const e: TraceEvent = {
-        ...base,
+        seq,
+        line,
+        observed,
         type: 'mmap',
         pid: j.pid as number,
         vaddr: vaddr(parseU64(j.vaddr, 'vaddr')),
@@ -194,24 +197,28 @@ export function convertEvent(j: Json, line: number): TraceEvent {
     }
     case 'munmap':
       return {
-        ...base,
+        seq,
+        line,
+        observed,
         type: 'munmap',
         pid: j.pid as number,
         vaddr: vaddr(parseU64(j.vaddr, 'vaddr')),
         size: bytes(parseU64(j.size, 'size')),
       };
     case 'open':
-      return { ...base, type: 'open', pid: j.pid as number, fd: j.fd as number, path: j.path as string };
+      return { seq, line, observed, type: 'open', pid: j.pid as number, fd: j.fd as number, path: j.path as string };
     case 'close':
-      return { ...base, type: 'close', pid: j.pid as number, fd: j.fd as number };
+      return { seq, line, observed, type: 'close', pid: j.pid as number, fd: j.fd as number };
     case 'ioctl':
-      return { ...base, type: 'ioctl', pid: j.pid as number, fd: j.fd as number, call: convertIoctl(j) };
+      return { seq, line, observed, type: 'ioctl', pid: j.pid as number, fd: j.fd as number, call: convertIoctl(j) };
     case 'device':
-      return { ...base, type: 'device', dev: j.dev as string, op: j.op as 'open' };
+      return { seq, line, observed, type: 'device', dev: j.dev as string, op: j.op as 'open' };
     case 'pin': {
       const prot = j.prot as string[];
       return {
-        ...base,
+        seq,
+        line,
+        observed,
         type: 'pin',
         dev: j.dev as string,
         pages: convertPages(j),
@@ -219,10 +226,12 @@ export function convertEvent(j: Json, line: number): TraceEvent {
       };
     }
     case 'unpin':
-      return { ...base, type: 'unpin', dev: j.dev as string, pages: convertPages(j) };
+      return { seq, line, observed, type: 'unpin', dev: j.dev as string, pages: convertPages(j) };
     case 'dma_unmap_notify':
       return {
-        ...base,
+        seq,
+        line,
+        observed,
         type: 'dma_unmap_notify',
         dev: j.dev as string,
         iova: iova(parseU64(j.iova, 'iova')),

@@ -50,7 +50,22 @@ export function dmaEnd(d: VfioDma): bigint {
 }
 
 export function newDma(fields: Pick<VfioDma, 'iova' | 'vaddr' | 'size' | 'prot' | 'lockCap' | 'pid' | 'seq'>): VfioDma {
-  return { ...fields, iommuMapped: false, vaddrInvalid: false, runs: [], vpfns: new Map(), chargedDirect: 0, chargedPins: 0 };
+  // An explicit literal: one object shape for every vfio_dma.
+  return {
+    iova: fields.iova,
+    vaddr: fields.vaddr,
+    size: fields.size,
+    prot: fields.prot,
+    lockCap: fields.lockCap,
+    pid: fields.pid,
+    iommuMapped: false,
+    vaddrInvalid: false,
+    runs: [],
+    vpfns: new Map(),
+    chargedDirect: 0,
+    chargedPins: 0,
+    seq: fields.seq,
+  };
 }
 
 export function dmaCharged(d: VfioDma): number {
