@@ -41,6 +41,29 @@ describe('pinledger replay', () => {
     expect(b.outcomes[7]).toEqual({ seq: 8, ret: 16 });
   });
 
+  it('replays a trace with mediated groups through every design by default, with divergences and the memlock answer', () => {
+    const r = cli('replay', 'traces/samples/mixed-direct-mdev.jsonl', '--json');
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.out);
+    expect(Object.keys(doc.backends)).toEqual(['upstream', 'rfc-v5', 'iommufd-compat']);
+    expect(doc.backends['rfc-v5'].memlock_required).toEqual({ '4242': 262660 * 4096 });
+    expect(doc.backends.upstream.memlock_required).toEqual({ '4242': 1073741824 });
+    const div = doc.backends.upstream.findings.find((f: { code: string }) => f.code === 'DESIGN_DIVERGENCE');
+    expect(div).toMatchObject({ seq: 10, severity: 'info', details: { upstream: 262144, 'rfc-v5': 262656 } });
+    const human = cli('replay', 'traces/samples/mixed-direct-mdev.jsonl');
+    expect(human.out).toContain('backend rfc-v5: 19 events, 1 containers');
+    expect(human.out).toMatch(/4242\s+262660 pages \(1\.00 GiB\)\s+0 pages \(0 B\)\s+1075855360 B \(1027 MiB\)\s+direct 262144, pins 516, shared 516/);
+    expect(human.out).toContain('ACCT_DOUBLE_CHARGE 2');
+  });
+
+  it('replays a direct-only trace through upstream alone by default, and through all on request', () => {
+    expect(Object.keys(JSON.parse(cli('replay', 'traces/samples/vm-boot.jsonl', '--json').out).backends)).toEqual(['upstream']);
+    const all = JSON.parse(cli('replay', 'traces/samples/vm-boot.jsonl', '--json', '--backend', 'all').out);
+    expect(Object.keys(all.backends)).toEqual(['upstream', 'rfc-v5', 'iommufd-compat']);
+    // The capture's observed results are held against upstream only.
+    expect(all.backends['iommufd-compat'].findings.map((f: { code: string }) => f.code)).toEqual(['TRACE_UNKNOWN_CMD']);
+  });
+
   it('leaves outcomes out without --outcomes', () => {
     const doc = JSON.parse(cli('replay', 'traces/samples/limit-overrun.jsonl', '--json').out);
     expect(doc.backends.upstream.outcomes).toBeUndefined();
