@@ -33,7 +33,7 @@ import type { BackendSnapshot, IoctlResult, IommuBackend, IommuDriver } from '..
 import { expandPages } from '../../common/page-list.js';
 import { attachGroup, detachGroup } from '../upstream/attach.js';
 import { type ExternalPinRules, pinPages, unpinPages } from '../upstream/pins.js';
-import { removeAllDmas } from '../upstream/remove.js';
+import { releaseAll } from '../upstream/remove.js';
 import { iommufdMapDma } from './map.js';
 import { iommufdUnmapDma } from './unmap.js';
 
@@ -105,9 +105,7 @@ class IommufdCompat implements IommuBackend {
   }
 
   release(): void {
-    this.iommu.emulatedGroups = [];
-    removeAllDmas(this.iommu);
-    this.iommu.domains = [];
+    releaseAll(this.iommu);
   }
 
   pinPages(_group: GroupSpec, pages: PageList, prot: { read: boolean; write: boolean }): number {

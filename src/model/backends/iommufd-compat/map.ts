@@ -9,12 +9,11 @@ import { Errno } from '../../errno.js';
 import type { MapDmaArg } from '../../events.js';
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/topology.js';
 import { iovaDmaValid } from '../../type1/iova-list.js';
-import { mapRuns, pinRemote } from '../../type1/pin.js';
 import { newDma } from '../../type1/vfio-dma.js';
 import type { VfioIommu } from '../../type1/vfio-iommu.js';
 import { U64_MAX } from '../../units.js';
 import type { IoctlResult } from '../../vfio/driver.js';
-import { removeDma } from '../upstream/remove.js';
+import { pinMapDma } from '../upstream/map.js';
 
 const MAP_MINSZ = 32;
 
@@ -46,15 +45,8 @@ export function iommufdMapDma(iommu: VfioIommu, pid: number, seq: number, arg: M
   iommu.dmaAvail--;
   if (iommu.hasIommuDomain()) {
     // iopt_area_fill_domains: pin once, map into every domain.
-    const pinned = pinRemote(env, iommu.policy, dma, pid, 0, Number(size >> env.pageShift));
-    if (!pinned.ok) {
-      removeDma(iommu, dma);
-      return { ret: pinned.ret };
-    }
-    dma.runs = pinned.runs;
-    for (const d of iommu.domains) mapRuns(env, d, dma, pinned.runs);
-    dma.iommuMapped = true;
-    iommu.chargeDirect(dma, pinned.spans);
+    const ret = pinMapDma(iommu, dma, pid);
+    if (ret !== 0) return { ret };
   }
   return { ret: 0 };
 }

@@ -28,7 +28,7 @@ import type { BackendSnapshot, IoctlResult, IommuBackend, IommuDriver } from '..
 import { expandPages } from '../../common/page-list.js';
 import { attachGroup, detachGroup } from '../upstream/attach.js';
 import { checkExtensionNoContainer, type1Ioctl, type1Mode } from '../upstream/ioctl.js';
-import { removeAllDmas } from '../upstream/remove.js';
+import { releaseAll, removeAllDmas } from '../upstream/remove.js';
 import { MediatedDomain } from './mediated-domain.js';
 
 class RfcV5Type1 implements IommuBackend {
@@ -127,8 +127,7 @@ class RfcV5Type1 implements IommuBackend {
   release(): void {
     if (this.mediated) this.unpinApiDomain(this.mediated);
     this.mediated = undefined;
-    removeAllDmas(this.iommu);
-    this.iommu.domains = [];
+    releaseAll(this.iommu);
   }
 
   private charge(m: MediatedDomain, pid: number, pfn: Pfn): void {

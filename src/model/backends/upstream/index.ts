@@ -13,7 +13,7 @@ import type { BackendSnapshot, IoctlResult, IommuBackend, IommuDriver } from '..
 import { attachGroup, detachGroup } from './attach.js';
 import { checkExtensionNoContainer, type1Ioctl, type1Mode } from './ioctl.js';
 import { forceUnpinOutstanding, pinPages, unpinPages } from './pins.js';
-import { removeAllDmas } from './remove.js';
+import { releaseAll } from './remove.js';
 import { snapshotType1 } from '../../type1/snapshot.js';
 import { expandPages } from '../../common/page-list.js';
 
@@ -36,11 +36,8 @@ class UpstreamType1 implements IommuBackend {
     detachGroup(this.iommu, group);
   }
 
-  /** vfio_iommu_type1_release. */
   release(): void {
-    this.iommu.emulatedGroups = [];
-    removeAllDmas(this.iommu);
-    this.iommu.domains = [];
+    releaseAll(this.iommu);
   }
 
   pinPages(_group: GroupSpec, pages: PageList, prot: { read: boolean; write: boolean }): number {

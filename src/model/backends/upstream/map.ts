@@ -7,12 +7,13 @@ import { Errno } from '../../errno.js';
 import type { MapDmaArg } from '../../events.js';
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/topology.js';
 import { iovaDmaValid } from '../../type1/iova-list.js';
-import { mapRuns, pinRemote } from '../../type1/pin.js';
 import { newDma } from '../../type1/vfio-dma.js';
 import type { VfioIommu } from '../../type1/vfio-iommu.js';
 import { U64_MAX } from '../../units.js';
 import type { IoctlResult } from '../../vfio/driver.js';
 import { removeDma } from './remove.js';
+import { mapRuns, pinRemote } from '../../type1/pin.js';
+import type { VfioDma } from '../../type1/vfio-dma.js';
 
 const MAP_FLAGS = new Set(['READ', 'WRITE', 'VADDR']);
 /** offsetofend(struct vfio_iommu_type1_dma_map, size). */
@@ -58,16 +59,8 @@ export function mapDma(iommu: VfioIommu, pid: number, seq: number, arg: MapDmaAr
 
   // Don't pin and map if the container has no IOMMU-capable domain.
   if (iommu.hasIommuDomain()) {
-    const npages = Number(size >> env.pageShift);
-    const pinned = pinRemote(env, iommu.policy, dma, pid, 0, npages);
-    if (!pinned.ok) {
-      removeDma(iommu, dma);
-      return { ret: pinned.ret };
-    }
-    dma.runs = pinned.runs;
-    for (const d of iommu.domains) mapRuns(env, d, dma, pinned.runs);
-    dma.iommuMapped = true;
-    iommu.chargeDirect(dma, pinned.spans);
+    const ret = pinMapDma(iommu, dma, pid);
+    if (ret !== 0) return { ret };
   }
 
   // vfio_dma_bitmap_alloc: more than INT_MAX pages cannot be tracked.
@@ -76,4 +69,22 @@ export function mapDma(iommu: VfioIommu, pid: number, seq: number, arg: MapDmaAr
     return { ret: -Errno.EINVAL };
   }
   return { ret: 0 };
+}
+
+/**
+ * vfio_pin_map_dma: pins a new mapping, maps it into every domain and
+ * charges it; on failure the whole mapping is removed. 0 or a negative errno.
+ */
+export function pinMapDma(iommu: VfioIommu, dma: VfioDma, pid: number): number {
+  const env = iommu.env;
+  const pinned = pinRemote(env, iommu.policy, dma, pid, 0, Number(dma.size >> env.pageShift));
+  if (!pinned.ok) {
+    removeDma(iommu, dma);
+    return pinned.ret;
+  }
+  dma.runs = pinned.runs;
+  for (const d of iommu.domains) mapRuns(env, d, dma, pinned.runs);
+  dma.iommuMapped = true;
+  iommu.chargeDirect(dma, pinned.spans);
+  return 0;
 }

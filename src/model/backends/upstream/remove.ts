@@ -1,6 +1,6 @@
 /**
- * vfio_remove_dma and vfio_iommu_unmap_unpin_all: unmap, unpin, uncharge
- * and unlink a mapping.
+ * vfio_remove_dma, vfio_iommu_unmap_unpin_all and vfio_iommu_type1_release:
+ * unmap, unpin, uncharge and unlink mappings.
  */
 import { unmapUnpin } from '../../type1/pin.js';
 import type { VfioDma } from '../../type1/vfio-dma.js';
@@ -16,4 +16,11 @@ export function removeDma(iommu: VfioIommu, dma: VfioDma): void {
 
 export function removeAllDmas(iommu: VfioIommu): void {
   for (const dma of [...iommu.dmaList.all()]) removeDma(iommu, dma);
+}
+
+/** vfio_iommu_type1_release: the emulated groups forgotten, every mapping removed, the domains freed. */
+export function releaseAll(iommu: VfioIommu): void {
+  iommu.emulatedGroups = [];
+  removeAllDmas(iommu);
+  iommu.domains = [];
 }
