@@ -27,6 +27,8 @@ describe('samples in traces/samples', () => {
     expect(locked.peak.get(4242)).toBe(160);
     expect(codes).toEqual(['7:ACCT_LIMIT']);
     expect(r.findings[0]!.details.required_limit_bytes).toBe(String((160 + 524032) * 4096));
+    // The memlock answer covers what succeeded: the 160 pages of the first map.
+    expect(r.memlockRequired().get(4242)).toEqual({ bytes: 655360n, breakdown: { direct: 160, pins: 0, shared: 0 } });
   });
 
   it('leak: a container released with 16 pages pinned by a vGPU leaves them charged', async () => {

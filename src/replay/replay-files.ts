@@ -20,6 +20,9 @@ export interface TraceReplay {
 /** The designs to replay a trace through, chosen once its first header is read. */
 export type DriverChoice = ReadonlyMap<string, IommuDriver> | ((header: TraceHeader) => ReadonlyMap<string, IommuDriver>);
 
+/** The design of the kernels captures come from: observed results are held against it. */
+export const CAPTURED_DESIGN = 'upstream';
+
 export async function replayFiles(files: string[], drivers: DriverChoice, opts: { keepOutcomes?: boolean } = {}): Promise<TraceReplay[]> {
   const traces = new Map<string, { t: TraceReplay; diff: DifferentialReplay }>();
   for (const file of files) {
@@ -28,7 +31,7 @@ export async function replayFiles(files: string[], drivers: DriverChoice, opts: 
     let entry = traces.get(header.traceId);
     if (!entry) {
       const chosen = typeof drivers === 'function' ? drivers(header) : drivers;
-      const diff = new DifferentialReplay(chosen, opts);
+      const diff = new DifferentialReplay(chosen, CAPTURED_DESIGN, opts);
       entry = { t: { traceId: header.traceId, files: [], replayers: diff.replayers }, diff };
       traces.set(header.traceId, entry);
     }

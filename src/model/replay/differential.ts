@@ -14,9 +14,9 @@ export class DifferentialReplay {
 
   /**
    * The trace's observed results are held against `observedBy` (the design
-   * of the kernel that captured it: upstream) or, with one design, that one.
+   * of the kernel that captured it) or, with one design, that one.
    */
-  constructor(drivers: ReadonlyMap<string, IommuDriver>, options: ReplayOptions = {}, observedBy = 'upstream') {
+  constructor(drivers: ReadonlyMap<string, IommuDriver>, observedBy: string, options: ReplayOptions = {}) {
     for (const [name, d] of drivers) {
       const checkObserved = drivers.size === 1 || name === observedBy;
       this.replayers.set(name, new Replayer(d, { ...options, checkObserved }));
