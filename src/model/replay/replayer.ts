@@ -32,7 +32,7 @@ export interface ReplayOptions {
   checkObserved?: boolean;
 }
 
-class CollectingSink implements FindingSink {
+export class CollectingSink implements FindingSink {
   readonly findings: Finding[] = [];
   seq = 0;
   report(code: FindingCode, message: string, details: Record<string, unknown> = {}): void {
@@ -83,6 +83,11 @@ export class Replayer {
 
   get findings(): readonly Finding[] {
     return this.sink.findings;
+  }
+
+  /** Hands over the findings reported so far and forgets them (the store keeps them). */
+  takeFindings(): Finding[] {
+    return this.sink.findings.splice(0, this.sink.findings.length);
   }
 
   /**

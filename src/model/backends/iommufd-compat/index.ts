@@ -38,7 +38,7 @@ import { iommufdMapDma } from './map.js';
 import { iommufdUnmapDma } from './unmap.js';
 
 /** pages.c: account_mode is NONE for a CAP_IPC_LOCK caller; PFNMAP memory cannot be pinned. */
-const IOMMUFD_CHARGING: ChargePolicy = {
+export const IOMMUFD_CHARGING: ChargePolicy = {
   accounts: (dma) => !dma.lockCap,
   pinsPfnmap: false,
 };
@@ -60,7 +60,7 @@ function checkExtension(ext: string): number {
   }
 }
 
-class IommufdCompat implements IommuBackend {
+export class IommufdCompat implements IommuBackend {
   readonly iommu: VfioIommu;
 
   constructor(private readonly env: ModelEnv, v2: boolean) {

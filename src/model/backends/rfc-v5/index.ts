@@ -31,7 +31,7 @@ import { checkExtensionNoContainer, type1Ioctl, type1Mode } from '../upstream/io
 import { releaseAll, removeAllDmas } from '../upstream/remove.js';
 import { MediatedDomain } from './mediated-domain.js';
 
-class RfcV5Type1 implements IommuBackend {
+export class RfcV5Type1 implements IommuBackend {
   readonly iommu: VfioIommu;
   mediated: MediatedDomain | undefined;
 

@@ -17,7 +17,7 @@ import { releaseAll } from './remove.js';
 import { snapshotType1 } from '../../type1/snapshot.js';
 import { expandPages } from '../../common/page-list.js';
 
-class UpstreamType1 implements IommuBackend {
+export class UpstreamType1 implements IommuBackend {
   readonly iommu: VfioIommu;
 
   constructor(env: ModelEnv, v2: boolean, nesting: boolean) {

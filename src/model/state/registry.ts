@@ -1,0 +1,48 @@
+/**
+ * Every class whose instances make up a replay's state, and the objects
+ * with behaviour that are saved by name. A class missing here makes saving
+ * fail loudly (tested), never silently.
+ */
+import { iommufdCompatDriver, IommufdCompat, IOMMUFD_CHARGING } from '../backends/iommufd-compat/index.js';
+import { MediatedDomain } from '../backends/rfc-v5/mediated-domain.js';
+import { RfcV5Type1, rfcV5Driver } from '../backends/rfc-v5/index.js';
+import { UpstreamType1, upstreamDriver } from '../backends/upstream/index.js';
+import { ModelEnv } from '../env.js';
+import { PageTable } from '../iommu/page-table.js';
+import { Topology } from '../iommu/topology.js';
+import { AddressSpace } from '../memory/address-space.js';
+import { FrameLedger } from '../memory/frame-ledger.js';
+import { Process } from '../memory/process.js';
+import { DifferentialReplay } from '../replay/differential.js';
+import { CollectingSink, Replayer } from '../replay/replayer.js';
+import { DmaList } from '../type1/dma-list.js';
+import { Domain } from '../type1/domain.js';
+import { TYPE1_CHARGING, VfioIommu } from '../type1/vfio-iommu.js';
+import { Container, GroupState, VfioCore } from '../vfio/core.js';
+import { GraphRegistry } from './graph-codec.js';
+
+export const MODEL_REGISTRY = new GraphRegistry()
+  .cls('DifferentialReplay', DifferentialReplay)
+  .cls('Replayer', Replayer)
+  .cls('CollectingSink', CollectingSink)
+  .cls('ModelEnv', ModelEnv)
+  .cls('Topology', Topology)
+  .cls('Process', Process)
+  .cls('AddressSpace', AddressSpace)
+  .cls('FrameLedger', FrameLedger)
+  .cls('VfioCore', VfioCore)
+  .cls('Container', Container)
+  .cls('GroupState', GroupState)
+  .cls('VfioIommu', VfioIommu)
+  .cls('DmaList', DmaList)
+  .cls('Domain', Domain)
+  .cls('PageTable', PageTable)
+  .cls('UpstreamType1', UpstreamType1)
+  .cls('RfcV5Type1', RfcV5Type1)
+  .cls('MediatedDomain', MediatedDomain)
+  .cls('IommufdCompat', IommufdCompat)
+  .external('driver:upstream', upstreamDriver)
+  .external('driver:rfc-v5', rfcV5Driver)
+  .external('driver:iommufd-compat', iommufdCompatDriver)
+  .external('policy:type1', TYPE1_CHARGING)
+  .external('policy:iommufd', IOMMUFD_CHARGING);
