@@ -2,10 +2,15 @@
  * The pinledger command line. Exit status: 0 no error findings, 1 error
  * findings, 2 bad input or usage.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { TraceError } from '../trace/trace-error.js';
+import { daemonCommand } from './commands/daemon.js';
+import { ingestCommand } from './commands/ingest.js';
 import { replayCommand } from './commands/replay.js';
 import { UsageError } from './usage-error.js';
+
+const DEFAULT_CONFIG = 'pinledger.config.json';
 
 export async function main(argv: string[]): Promise<number> {
   let usageFailure: string | undefined;
@@ -13,6 +18,12 @@ export async function main(argv: string[]): Promise<number> {
     await yargs(argv)
       .scriptName('pinledger')
       .command(replayCommand)
+      .command(ingestCommand)
+      .command(daemonCommand)
+      // Options also come from PINLEDGER_* variables and a JSON config file.
+      .env('PINLEDGER')
+      .config('config', 'a JSON file of options, e.g. {"watch": "...", "db": "..."} (default ./pinledger.config.json if present)', (path) => JSON.parse(readFileSync(path, 'utf8')) as object)
+      .default('config', existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined, DEFAULT_CONFIG)
       .demandCommand(1, 'Name a command; see --help')
       .strict()
       .fail((msg, err) => {

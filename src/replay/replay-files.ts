@@ -10,6 +10,7 @@ import type { Replayer } from '../model/replay/replayer.js';
 import type { IommuDriver } from '../model/vfio/driver.js';
 import { openSegment } from '../trace/reader.js';
 import { TraceError } from '../trace/trace-error.js';
+import { CAPTURED_DESIGN } from './designs.js';
 
 export interface TraceReplay {
   traceId: string;
@@ -19,9 +20,6 @@ export interface TraceReplay {
 
 /** The designs to replay a trace through, chosen once its first header is read. */
 export type DriverChoice = ReadonlyMap<string, IommuDriver> | ((header: TraceHeader) => ReadonlyMap<string, IommuDriver>);
-
-/** The design of the kernels captures come from: observed results are held against it. */
-export const CAPTURED_DESIGN = 'upstream';
 
 export async function replayFiles(files: string[], drivers: DriverChoice, opts: { keepOutcomes?: boolean } = {}): Promise<TraceReplay[]> {
   const traces = new Map<string, { t: TraceReplay; diff: DifferentialReplay }>();

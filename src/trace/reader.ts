@@ -15,12 +15,18 @@ export interface SegmentReader {
   header(): Promise<TraceHeader>;
   events(): AsyncGenerator<TraceEvent>;
   readonly parser: LineParser;
+  /** Bytes of the file read so far (compressed bytes for .gz). */
+  bytesRead(): number;
 }
 
 export function openSegment(file: string, lastSeq = -1): SegmentReader {
   const parser = new LineParser(file, lastSeq);
-  let input: Readable = createReadStream(file);
-  if (file.endsWith('.gz')) input = input.pipe(createGunzip());
+  const raw = createReadStream(file);
+  let input: Readable = raw;
+  if (file.endsWith('.gz')) {
+    input = raw.pipe(createGunzip());
+    raw.on('error', (e: Error) => input.destroy(e));
+  }
   let streamError: Error | undefined;
   input.on('error', (e: Error) => {
     streamError ??= e;
@@ -55,6 +61,7 @@ export function openSegment(file: string, lastSeq = -1): SegmentReader {
 
   return {
     parser,
+    bytesRead: () => raw.bytesRead,
     header() {
       headerPromise ??= readHeader();
       return headerPromise;

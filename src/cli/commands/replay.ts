@@ -1,35 +1,26 @@
 /** `pinledger replay FILE...`: replay traces and report findings and locked memory. */
 import type { Argv, CommandModule } from 'yargs';
-import { BACKENDS, BACKEND_NAMES } from '../../model/backends/index.js';
+import { BACKEND_NAMES } from '../../model/backends/index.js';
 import type { Replayer } from '../../model/replay/replayer.js';
-import type { IommuDriver } from '../../model/vfio/driver.js';
 import { hasErrors, replayFiles, type TraceReplay } from '../../replay/replay-files.js';
-import type { TraceHeader } from '../../model/events.js';
 import { formatPages, roundUpMiB, table } from '../format.js';
 import { UsageError } from '../usage-error.js';
+import { type BackendSpec, UnknownBackendError, driversFor, parseBackendSpec } from '../../replay/designs.js';
+
+export function backendSpec(spec: string): BackendSpec {
+  try {
+    return parseBackendSpec(spec);
+  } catch (e) {
+    if (e instanceof UnknownBackendError) throw new UsageError(e.message);
+    throw e;
+  }
+}
 
 interface Args {
   files: string[];
   json: boolean;
   outcomes: boolean;
   backend: string;
-}
-
-/** The designs named by --backend, or 'auto'; unknown names are a usage error. */
-function parseBackendSpec(spec: string): string[] | 'auto' {
-  if (spec === 'auto') return 'auto';
-  const names = spec === 'all' ? BACKEND_NAMES : spec.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const n of names) {
-    if (!BACKENDS[n]) throw new UsageError(`Unknown backend ${JSON.stringify(n)}; known: ${BACKEND_NAMES.join(', ')}, all, auto`);
-  }
-  if (names.length === 0) throw new UsageError('No backend named');
-  return names;
-}
-
-/** `auto`: every design when the trace has mediated groups (where they differ), else upstream. */
-function driversFor(spec: string[] | 'auto', header: TraceHeader): Map<string, IommuDriver> {
-  const names = spec !== 'auto' ? spec : header.topology?.groups.some((g) => g.kind === 'mdev') ? BACKEND_NAMES : ['upstream'];
-  return new Map(names.map((n) => [n, BACKENDS[n]!]));
 }
 
 function backendJson(r: Replayer, withOutcomes: boolean): Record<string, unknown> {
@@ -101,7 +92,7 @@ export const replayCommand: CommandModule<object, Args> = {
       .example('$0 replay seg0.jsonl seg1.jsonl.gz --json', 'two segments of one trace, as JSON')
       .example('$0 replay traces/samples/mixed-direct-mdev.jsonl --backend all', 'compare the three designs') as unknown as Argv<Args>,
   handler: async (args) => {
-    const spec = parseBackendSpec(args.backend);
+    const spec = backendSpec(args.backend);
     const traces = await replayFiles(args.files, (h) => driversFor(spec, h), { keepOutcomes: args.outcomes });
     if (args.json) {
       const docs = traces.map((t) => traceJson(t, args.outcomes));

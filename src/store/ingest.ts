@@ -1,0 +1,277 @@
+/**
+ * Ingest of one segment file into the store, as one transaction: all its
+ * rows or none. A file already ingested (same content hash) is not
+ * replayed again; a segment that arrives before its predecessor waits; a
+ * bad file is recorded as quarantined with the reason, and nothing already
+ * stored changes. The replay state is restored from the store, so a
+ * restart between segments continues the trace exactly.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { basename } from 'node:path';
+import type { TraceHeader } from '../model/events.js';
+import type { Finding } from '../model/findings.js';
+import { DifferentialReplay } from '../model/replay/differential.js';
+import { restoreReplay, saveReplay } from '../model/state/snapshot.js';
+import type { IommuDriver } from '../model/vfio/driver.js';
+import { openSegment } from '../trace/reader.js';
+import { TraceError } from '../trace/trace-error.js';
+import type { Db } from './db.js';
+
+export type IngestStatus = 'ingested' | 'duplicate' | 'waiting' | 'quarantined' | 'aborted';
+
+export interface IngestResult {
+  file: string;
+  status: IngestStatus;
+  traceId?: string;
+  segment?: number;
+  events: number;
+  findings: number;
+  durationMs: number;
+  /** For quarantined files: line, field and cause; for waiting ones, what they wait for. */
+  reason?: string;
+}
+
+export interface IngestOptions {
+  /** The designs a new trace is replayed through, chosen from its first header. */
+  drivers: (header: TraceHeader) => ReadonlyMap<string, IommuDriver>;
+  /** The design captures come from (observed results are checked against it). */
+  capturedDesign: string;
+  /** Checked between events: when it says stop, the segment is rolled back. */
+  shouldStop?: () => boolean;
+  /** Called every few thousand events with the bytes read so far. */
+  onProgress?: (bytesRead: number) => void;
+}
+
+export async function hashFile(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+interface TraceRow {
+  trace_id: string;
+  backends: string;
+  last_segment: number;
+  last_seq: number;
+  events: number;
+}
+
+export class Ingestor {
+  private readonly stmts;
+
+  constructor(
+    private readonly db: Db,
+    private readonly opts: IngestOptions,
+  ) {
+    this.stmts = {
+      byHash: db.prepare('SELECT status, error, trace_id, segment FROM segments WHERE content_hash = ?'),
+      trace: db.prepare('SELECT trace_id, backends, last_segment, last_seq, events FROM traces WHERE trace_id = ?'),
+      state: db.prepare('SELECT state FROM trace_state WHERE trace_id = ?'),
+      insertSegment: db.prepare(
+        `INSERT INTO segments (trace_id, segment, file_name, content_hash, status, events, first_seq, last_seq, started_at, finished_at, duration_ms, error)
+         VALUES (@trace_id, @segment, @file_name, @content_hash, @status, @events, @first_seq, @last_seq, @started_at, @finished_at, @duration_ms, @error)`,
+      ),
+      newTrace: db.prepare(
+        `INSERT OR IGNORE INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at)
+         VALUES (?, ?, -1, -1, 0, ?, ?)`,
+      ),
+      upsertTrace: db.prepare(
+        `INSERT INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at)
+         VALUES (@trace_id, @backends, @last_segment, @last_seq, @events, @now, @now)
+         ON CONFLICT (trace_id) DO UPDATE SET last_segment = excluded.last_segment, last_seq = excluded.last_seq,
+           events = traces.events + excluded.events, updated_at = excluded.updated_at`,
+      ),
+      upsertState: db.prepare(
+        'INSERT INTO trace_state (trace_id, segment, state) VALUES (?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET segment = excluded.segment, state = excluded.state',
+      ),
+      insertFinding: db.prepare(
+        'INSERT INTO findings (trace_id, segment, backend, code, severity, seq, message, details, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      insertLocked: db.prepare('INSERT OR REPLACE INTO locked_vm (trace_id, backend, pid, seq, locked_vm) VALUES (?, ?, ?, ?, ?)'),
+      upsertAccounting: db.prepare(
+        `INSERT INTO accounting (trace_id, backend, pid, peak_locked_vm, final_locked_vm, memlock_required, peak_direct, peak_pins, peak_shared)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (trace_id, backend, pid) DO UPDATE SET peak_locked_vm = excluded.peak_locked_vm, final_locked_vm = excluded.final_locked_vm,
+           memlock_required = excluded.memlock_required, peak_direct = excluded.peak_direct, peak_pins = excluded.peak_pins, peak_shared = excluded.peak_shared`,
+      ),
+    };
+  }
+
+  /** Records a file that cannot be ingested; the store is otherwise unchanged. */
+  private quarantine(file: string, hash: string, started: number, reason: string, header?: TraceHeader): IngestResult {
+    const now = Date.now();
+    this.stmts.insertSegment.run({
+      trace_id: header?.traceId ?? null,
+      segment: header?.segment ?? null,
+      file_name: basename(file),
+      content_hash: hash,
+      status: 'quarantined',
+      events: 0,
+      first_seq: null,
+      last_seq: null,
+      started_at: started,
+      finished_at: now,
+      duration_ms: now - started,
+      error: reason,
+    });
+    const r: IngestResult = { file, status: 'quarantined', events: 0, findings: 0, durationMs: now - started, reason };
+    if (header) {
+      r.traceId = header.traceId;
+      r.segment = header.segment;
+    }
+    return r;
+  }
+
+  async ingest(file: string): Promise<IngestResult> {
+    const started = Date.now();
+    const hash = await hashFile(file);
+    const seen = this.stmts.byHash.get(hash) as { status: string; error: string | null; trace_id: string | null; segment: number | null } | undefined;
+    if (seen) {
+      const r: IngestResult = { file, status: seen.status === 'quarantined' ? 'quarantined' : 'duplicate', events: 0, findings: 0, durationMs: Date.now() - started };
+      if (seen.trace_id !== null) r.traceId = seen.trace_id;
+      if (seen.segment !== null) r.segment = seen.segment;
+      if (seen.error) r.reason = seen.error;
+      return r;
+    }
+    const reader = openSegment(file);
+    let header: TraceHeader;
+    try {
+      header = await reader.header();
+    } catch (e) {
+      if (e instanceof TraceError) return this.quarantine(file, hash, started, e.message);
+      throw e;
+    }
+    const trace = this.stmts.trace.get(header.traceId) as TraceRow | undefined;
+    const expected = trace ? trace.last_segment + 1 : 0;
+    if (header.segment < expected) {
+      return this.quarantine(file, hash, started, `${file}:1: field segment: segment ${header.segment} of trace ${header.traceId} was already ingested from another file`, header);
+    }
+    if (header.segment > expected) {
+      return {
+        file,
+        status: 'waiting',
+        traceId: header.traceId,
+        segment: header.segment,
+        events: 0,
+        findings: 0,
+        durationMs: Date.now() - started,
+        reason: `waiting for segment ${expected} of trace ${header.traceId}`,
+      };
+    }
+    return this.replaySegment(file, hash, started, header, trace, reader);
+  }
+
+  private async replaySegment(
+    file: string,
+    hash: string,
+    started: number,
+    header: TraceHeader,
+    trace: TraceRow | undefined,
+    reader: ReturnType<typeof openSegment>,
+  ): Promise<IngestResult> {
+    const db = this.db;
+    const s = this.stmts;
+    let replay: DifferentialReplay;
+    if (trace) {
+      const row = s.state.get(header.traceId) as { state: string };
+      replay = restoreReplay(row.state);
+    } else {
+      replay = new DifferentialReplay(this.opts.drivers(header), this.opts.capturedDesign);
+    }
+    reader.parser.continueAfter(trace ? trace.last_seq : -1);
+    const err = replay.beginSegment(header);
+    if (err) return this.quarantine(file, hash, started, `${file}:1: field segment: ${err}`, header);
+
+    // The last locked_vm recorded per design and pid: change points only.
+    const last = new Map<string, Map<number, number>>();
+    for (const [name, r] of replay.replayers) last.set(name, new Map(r.lockedVm().current));
+
+    db.exec('BEGIN IMMEDIATE');
+    s.newTrace.run(header.traceId, JSON.stringify([...replay.replayers.keys()]), started, started);
+    let events = 0;
+    let findings = 0;
+    let firstSeq: number | null = null;
+    let lastSeq = trace ? trace.last_seq : -1;
+    try {
+      for await (const e of reader.events()) {
+        if (this.opts.shouldStop?.()) {
+          db.exec('ROLLBACK');
+          return { file, status: 'aborted', traceId: header.traceId, segment: header.segment, events, findings: 0, durationMs: Date.now() - started };
+        }
+        replay.apply(e);
+        events++;
+        firstSeq ??= e.seq;
+        lastSeq = e.seq;
+        for (const [name, r] of replay.replayers) {
+          const fs = r.takeFindings();
+          if (fs.length > 0) {
+            findings += fs.length;
+            this.storeFindings(header, name, fs, reader.parser.lastLine);
+          }
+          const seen = last.get(name)!;
+          const env = r.modelEnv!;
+          for (const p of env.processes.values()) {
+            if (seen.get(p.pid) !== p.lockedVm) {
+              s.insertLocked.run(header.traceId, name, p.pid, e.seq, p.lockedVm);
+              seen.set(p.pid, p.lockedVm);
+            }
+          }
+          for (const [pid, v] of seen) {
+            if (v !== 0 && !env.processes.has(pid)) {
+              s.insertLocked.run(header.traceId, name, pid, e.seq, 0);
+              seen.set(pid, 0);
+            }
+          }
+        }
+        if (events % 4096 === 0) this.opts.onProgress?.(reader.bytesRead());
+      }
+    } catch (e) {
+      db.exec('ROLLBACK');
+      if (e instanceof TraceError) return this.quarantine(file, hash, started, e.message, header);
+      throw e;
+    }
+    const now = Date.now();
+    s.upsertTrace.run({
+      trace_id: header.traceId,
+      backends: JSON.stringify([...replay.replayers.keys()]),
+      last_segment: header.segment,
+      last_seq: lastSeq,
+      events,
+      now,
+    });
+    s.insertSegment.run({
+      trace_id: header.traceId,
+      segment: header.segment,
+      file_name: basename(file),
+      content_hash: hash,
+      status: 'ingested',
+      events,
+      first_seq: firstSeq,
+      last_seq: firstSeq === null ? null : lastSeq,
+      started_at: started,
+      finished_at: now,
+      duration_ms: now - started,
+      error: null,
+    });
+    for (const [name, r] of replay.replayers) {
+      const { current, peak } = r.lockedVm();
+      for (const [pid, m] of r.memlockRequired()) {
+        s.upsertAccounting.run(header.traceId, name, pid, peak.get(pid) ?? 0, current.get(pid) ?? 0, Number(m.bytes), m.breakdown.direct, m.breakdown.pins, m.breakdown.shared);
+      }
+    }
+    s.upsertState.run(header.traceId, header.segment, saveReplay(replay));
+    db.exec('COMMIT');
+    return { file, status: 'ingested', traceId: header.traceId, segment: header.segment, events, findings, durationMs: Date.now() - started };
+  }
+
+  private storeFindings(header: TraceHeader, backend: string, fs: Finding[], line: string): void {
+    for (const f of fs) {
+      this.stmts.insertFinding.run(header.traceId, header.segment, backend, f.code, f.severity, f.seq, f.message, JSON.stringify(f.details, bigintJson), line);
+    }
+  }
+}
+
+function bigintJson(_k: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? '0x' + v.toString(16) : v;
+}
