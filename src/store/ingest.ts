@@ -134,7 +134,8 @@ export class Ingestor {
       if (seen.error) r.reason = seen.error;
       return r;
     }
-    const reader = openSegment(file);
+    // Stored reasons name the file as it is named in the folders: its base name.
+    const reader = openSegment(file, -1, basename(file));
     let header: TraceHeader;
     try {
       header = await reader.header();
@@ -145,7 +146,7 @@ export class Ingestor {
     const trace = this.stmts.trace.get(header.traceId) as TraceRow | undefined;
     const expected = trace ? trace.last_segment + 1 : 0;
     if (header.segment < expected) {
-      return this.quarantine(file, hash, started, `${file}:1: field segment: segment ${header.segment} of trace ${header.traceId} was already ingested from another file`, header);
+      return this.quarantine(file, hash, started, `${basename(file)}:1: field segment: segment ${header.segment} of trace ${header.traceId} was already ingested from another file`, header);
     }
     if (header.segment > expected) {
       return {
@@ -181,7 +182,7 @@ export class Ingestor {
     }
     reader.parser.continueAfter(trace ? trace.last_seq : -1);
     const err = replay.beginSegment(header);
-    if (err) return this.quarantine(file, hash, started, `${file}:1: field segment: ${err}`, header);
+    if (err) return this.quarantine(file, hash, started, `${basename(file)}:1: field segment: ${err}`, header);
 
     // The last locked_vm recorded per design and pid: change points only.
     const last = new Map<string, Map<number, number>>();

@@ -19,8 +19,9 @@ export interface SegmentReader {
   bytesRead(): number;
 }
 
-export function openSegment(file: string, lastSeq = -1): SegmentReader {
-  const parser = new LineParser(file, lastSeq);
+/** `name` is how messages call the file (default: its path). */
+export function openSegment(file: string, lastSeq = -1, name = file): SegmentReader {
+  const parser = new LineParser(name, lastSeq);
   const raw = createReadStream(file);
   let input: Readable = raw;
   if (file.endsWith('.gz')) {
@@ -35,7 +36,7 @@ export function openSegment(file: string, lastSeq = -1): SegmentReader {
   const it = rl[Symbol.asyncIterator]();
 
   const ioError = (e: unknown): TraceError =>
-    new TraceError(file, parser.lines + 1, undefined, `cannot read: ${(e as Error).message}`);
+    new TraceError(name, parser.lines + 1, undefined, `cannot read: ${(e as Error).message}`);
 
   async function next(): Promise<string | undefined> {
     try {
