@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,11 @@ const bin = join(root, 'bin/pinledger.js');
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function cliIn(cwd: string, env: Record<string, string>, ...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -126,5 +131,41 @@ describe('pinledger replay', () => {
     const wrongOrder = cli('replay', join(dir, 's1.jsonl'), join(dir, 's0.jsonl'));
     expect(wrongOrder.code).toBe(2);
     expect(wrongOrder.err).toContain('segment 0 must come first');
+  });
+});
+
+describe('pinledger ingest', () => {
+  const sampleFile = (n: string) => join(root, 'traces/samples', n);
+
+  it('ingests into ./pinledger.db by default, recognises a duplicate, and exits 2 for a bad file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pinledger-ingest-'));
+    const r = cliIn(dir, {}, 'ingest', sampleFile('vm-boot.jsonl'), sampleFile('vm-boot.jsonl'));
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('vm-boot.jsonl: ingested trace host42/vm-boot segment 0 (29 events, 1 findings');
+    expect(r.out).toContain('vm-boot.jsonl: duplicate trace host42/vm-boot segment 0');
+    expect(existsSync(join(dir, 'pinledger.db'))).toBe(true);
+    const bad = cliIn(dir, {}, 'ingest', sampleFile('invalid-seq.jsonl'));
+    expect(bad.code).toBe(2);
+    expect(bad.out).toContain('invalid-seq.jsonl: quarantined trace host42/bad segment 0 (invalid-seq.jsonl:5: field seq');
+  });
+
+  it('takes the database from PINLEDGER_DB, or from a config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pinledger-ingest-'));
+    expect(cliIn(dir, { PINLEDGER_DB: join(dir, 'env.db') }, 'ingest', sampleFile('leak.jsonl')).code).toBe(0);
+    expect(existsSync(join(dir, 'env.db'))).toBe(true);
+    writeFileSync(join(dir, 'pinledger.config.json'), JSON.stringify({ db: join(dir, 'conf.db') }));
+    expect(cliIn(dir, {}, 'ingest', sampleFile('leak.jsonl')).code).toBe(0);
+    expect(existsSync(join(dir, 'conf.db'))).toBe(true);
+    expect(existsSync(join(dir, 'pinledger.db'))).toBe(false);
+  });
+
+  it('reports a segment still waiting for its predecessor, and exits 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pinledger-ingest-'));
+    const lines = readFileSync(sampleFile('vm-boot.jsonl'), 'utf8').split('\n');
+    const h = JSON.parse(lines[0]!);
+    writeFileSync(join(dir, 'seg1.jsonl'), [JSON.stringify({ ...h, segment: 1 }), ...lines.slice(1)].join('\n'));
+    const r = cliIn(dir, {}, 'ingest', join(dir, 'seg1.jsonl'));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('seg1.jsonl still waits for segment 0 of trace host42/vm-boot');
   });
 });
