@@ -27,7 +27,7 @@ function twoSegments(): [string, string] {
   const lines = sample('mixed-direct-mdev.jsonl').trim().split('\n');
   const header = JSON.parse(lines[0]!) as Record<string, unknown>;
   const cut = 11;
-  const h1 = { ...header, segment: 1 };
+  const h1: Record<string, unknown> = { ...header, segment: 1 };
   delete h1.topology;
   return [[lines[0], ...lines.slice(1, cut)].join('\n') + '\n', [JSON.stringify(h1), ...lines.slice(cut)].join('\n') + '\n'];
 }
