@@ -6,7 +6,7 @@
  * with a .reason.txt beside it; a waiting one stays where it is.
  */
 import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { IngestResult, Ingestor } from '../store/ingest.js';
 
 export interface DropFolder {
@@ -55,9 +55,14 @@ export class IngestRunner {
     return out;
   }
 
+  /** Where an ingested file ends up: processed/ in a drop folder, else where it is. */
+  private storedPath(file: string): string {
+    return this.folder ? freeName(join(this.folder.processed, basename(file))) : resolve(file);
+  }
+
   private async take(file: string): Promise<void> {
     if (this.stopped || !existsSync(file)) return;
-    const r = await this.ingestor.ingest(file);
+    const r = await this.ingestor.ingest(file, this.storedPath(file));
     this.onResult(r);
     this.settle(r);
     // Each ingested segment may release its successor.
@@ -66,7 +71,7 @@ export class IngestRunner {
       const next = this.waiting.get(cur.traceId)?.get(cur.segment + 1);
       if (!next) break;
       this.waiting.get(cur.traceId)!.delete(cur.segment + 1);
-      cur = await this.ingestor.ingest(next);
+      cur = await this.ingestor.ingest(next, this.storedPath(next));
       this.onResult(cur);
       this.settle(cur);
     }

@@ -43,6 +43,9 @@ export interface IngestOptions {
   onProgress?: (bytesRead: number) => void;
 }
 
+/** Trace lines kept before each finding's event. */
+export const CONTEXT_LINES = 3;
+
 export async function hashFile(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
@@ -67,33 +70,36 @@ export class Ingestor {
     this.stmts = {
       byHash: db.prepare('SELECT status, error, trace_id, segment FROM segments WHERE content_hash = ?'),
       trace: db.prepare('SELECT trace_id, backends, last_segment, last_seq, events FROM traces WHERE trace_id = ?'),
-      state: db.prepare('SELECT state FROM trace_state WHERE trace_id = ?'),
+      state: db.prepare('SELECT state FROM segment_state WHERE trace_id = ? AND segment = ?'),
+      peaks: db.prepare('SELECT backend, pid, peak_locked_vm, peak_seq, peak_event FROM accounting WHERE trace_id = ?'),
       insertSegment: db.prepare(
-        `INSERT INTO segments (trace_id, segment, file_name, content_hash, status, events, first_seq, last_seq, started_at, finished_at, duration_ms, error)
-         VALUES (@trace_id, @segment, @file_name, @content_hash, @status, @events, @first_seq, @last_seq, @started_at, @finished_at, @duration_ms, @error)`,
+        `INSERT INTO segments (trace_id, segment, file_name, content_hash, status, events, first_seq, last_seq, started_at, finished_at, duration_ms, error, path)
+         VALUES (@trace_id, @segment, @file_name, @content_hash, @status, @events, @first_seq, @last_seq, @started_at, @finished_at, @duration_ms, @error, @path)`,
       ),
       newTrace: db.prepare(
         `INSERT OR IGNORE INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at)
          VALUES (?, ?, -1, -1, 0, ?, ?)`,
       ),
       upsertTrace: db.prepare(
-        `INSERT INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at)
-         VALUES (@trace_id, @backends, @last_segment, @last_seq, @events, @now, @now)
+        `INSERT INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at, findings_error, findings_warning, findings_info)
+         VALUES (@trace_id, @backends, @last_segment, @last_seq, @events, @now, @now, @error, @warning, @info)
          ON CONFLICT (trace_id) DO UPDATE SET last_segment = excluded.last_segment, last_seq = excluded.last_seq,
-           events = traces.events + excluded.events, updated_at = excluded.updated_at`,
+           events = traces.events + excluded.events, updated_at = excluded.updated_at,
+           findings_error = traces.findings_error + excluded.findings_error,
+           findings_warning = traces.findings_warning + excluded.findings_warning,
+           findings_info = traces.findings_info + excluded.findings_info`,
       ),
-      upsertState: db.prepare(
-        'INSERT INTO trace_state (trace_id, segment, state) VALUES (?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET segment = excluded.segment, state = excluded.state',
-      ),
+      insertState: db.prepare('INSERT INTO segment_state (trace_id, segment, state) VALUES (?, ?, ?)'),
       insertFinding: db.prepare(
-        'INSERT INTO findings (trace_id, segment, backend, code, severity, seq, message, details, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO findings (trace_id, segment, backend, code, severity, seq, message, details, event, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       insertLocked: db.prepare('INSERT OR REPLACE INTO locked_vm (trace_id, backend, pid, seq, locked_vm) VALUES (?, ?, ?, ?, ?)'),
       upsertAccounting: db.prepare(
-        `INSERT INTO accounting (trace_id, backend, pid, peak_locked_vm, final_locked_vm, memlock_required, peak_direct, peak_pins, peak_shared)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO accounting (trace_id, backend, pid, peak_locked_vm, final_locked_vm, memlock_required, peak_direct, peak_pins, peak_shared, peak_seq, peak_event)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (trace_id, backend, pid) DO UPDATE SET peak_locked_vm = excluded.peak_locked_vm, final_locked_vm = excluded.final_locked_vm,
-           memlock_required = excluded.memlock_required, peak_direct = excluded.peak_direct, peak_pins = excluded.peak_pins, peak_shared = excluded.peak_shared`,
+           memlock_required = excluded.memlock_required, peak_direct = excluded.peak_direct, peak_pins = excluded.peak_pins, peak_shared = excluded.peak_shared,
+           peak_seq = excluded.peak_seq, peak_event = excluded.peak_event`,
       ),
     };
   }
@@ -114,6 +120,7 @@ export class Ingestor {
       finished_at: now,
       duration_ms: now - started,
       error: reason,
+      path: null,
     });
     const r: IngestResult = { file, status: 'quarantined', events: 0, findings: 0, durationMs: now - started, reason };
     if (header) {
@@ -123,7 +130,8 @@ export class Ingestor {
     return r;
   }
 
-  async ingest(file: string): Promise<IngestResult> {
+  /** `storedPath`: where the file will be kept once ingested (recorded so queries can replay it again). */
+  async ingest(file: string, storedPath: string = file): Promise<IngestResult> {
     const started = Date.now();
     const hash = await hashFile(file);
     const seen = this.stmts.byHash.get(hash) as { status: string; error: string | null; trace_id: string | null; segment: number | null } | undefined;
@@ -160,11 +168,12 @@ export class Ingestor {
         reason: `waiting for segment ${expected} of trace ${header.traceId}`,
       };
     }
-    return this.replaySegment(file, hash, started, header, trace, reader);
+    return this.replaySegment(file, storedPath, hash, started, header, trace, reader);
   }
 
   private async replaySegment(
     file: string,
+    storedPath: string,
     hash: string,
     started: number,
     header: TraceHeader,
@@ -175,7 +184,7 @@ export class Ingestor {
     const s = this.stmts;
     let replay: DifferentialReplay;
     if (trace) {
-      const row = s.state.get(header.traceId) as { state: string };
+      const row = s.state.get(header.traceId, trace.last_segment) as { state: string };
       replay = restoreReplay(row.state);
     } else {
       replay = new DifferentialReplay(this.opts.drivers(header), this.opts.capturedDesign);
@@ -187,6 +196,14 @@ export class Ingestor {
     // The last locked_vm recorded per design and pid: change points only.
     const last = new Map<string, Map<number, number>>();
     for (const [name, r] of replay.replayers) last.set(name, new Map(r.lockedVm().current));
+    // The peak per design and pid, with the event that reached it.
+    const peaks = new Map<string, { value: number; seq: number | null; event: string | null }>();
+    for (const row of s.peaks.all(header.traceId) as { backend: string; pid: number; peak_locked_vm: number; peak_seq: number | null; peak_event: string | null }[]) {
+      peaks.set(`${row.backend}/${row.pid}`, { value: row.peak_locked_vm, seq: row.peak_seq, event: row.peak_event });
+    }
+    // The lines before the current one, for a finding's context.
+    const context: string[] = [];
+    const counts = { error: 0, warning: 0, info: 0 };
 
     db.exec('BEGIN IMMEDIATE');
     s.newTrace.run(header.traceId, JSON.stringify([...replay.replayers.keys()]), started, started);
@@ -208,7 +225,8 @@ export class Ingestor {
           const fs = r.takeFindings();
           if (fs.length > 0) {
             findings += fs.length;
-            this.storeFindings(header, name, fs, reader.parser.lastLine);
+            for (const f of fs) counts[f.severity]++;
+            this.storeFindings(header, name, fs, reader.parser.lastLine, context);
           }
           const seen = last.get(name)!;
           const env = r.modelEnv!;
@@ -216,6 +234,9 @@ export class Ingestor {
             if (seen.get(p.pid) !== p.lockedVm) {
               s.insertLocked.run(header.traceId, name, p.pid, e.seq, p.lockedVm);
               seen.set(p.pid, p.lockedVm);
+              const key = `${name}/${p.pid}`;
+              const peak = peaks.get(key);
+              if (!peak || p.lockedVm > peak.value) peaks.set(key, { value: p.lockedVm, seq: e.seq, event: reader.parser.lastLine });
             }
           }
           for (const [pid, v] of seen) {
@@ -225,6 +246,8 @@ export class Ingestor {
             }
           }
         }
+        context.push(reader.parser.lastLine);
+        if (context.length > CONTEXT_LINES) context.shift();
         if (events % 4096 === 0) this.opts.onProgress?.(reader.bytesRead());
       }
     } catch (e) {
@@ -240,6 +263,7 @@ export class Ingestor {
       last_seq: lastSeq,
       events,
       now,
+      ...counts,
     });
     s.insertSegment.run({
       trace_id: header.traceId,
@@ -254,21 +278,36 @@ export class Ingestor {
       finished_at: now,
       duration_ms: now - started,
       error: null,
+      path: storedPath,
     });
     for (const [name, r] of replay.replayers) {
       const { current, peak } = r.lockedVm();
       for (const [pid, m] of r.memlockRequired()) {
-        s.upsertAccounting.run(header.traceId, name, pid, peak.get(pid) ?? 0, current.get(pid) ?? 0, Number(m.bytes), m.breakdown.direct, m.breakdown.pins, m.breakdown.shared);
+        const at = peaks.get(`${name}/${pid}`);
+        s.upsertAccounting.run(
+          header.traceId,
+          name,
+          pid,
+          peak.get(pid) ?? 0,
+          current.get(pid) ?? 0,
+          Number(m.bytes),
+          m.breakdown.direct,
+          m.breakdown.pins,
+          m.breakdown.shared,
+          at?.seq ?? null,
+          at?.event ?? null,
+        );
       }
     }
-    s.upsertState.run(header.traceId, header.segment, saveReplay(replay));
+    s.insertState.run(header.traceId, header.segment, saveReplay(replay));
     db.exec('COMMIT');
     return { file, status: 'ingested', traceId: header.traceId, segment: header.segment, events, findings, durationMs: Date.now() - started };
   }
 
-  private storeFindings(header: TraceHeader, backend: string, fs: Finding[], line: string): void {
+  private storeFindings(header: TraceHeader, backend: string, fs: Finding[], line: string, context: readonly string[]): void {
+    const ctx = JSON.stringify(context);
     for (const f of fs) {
-      this.stmts.insertFinding.run(header.traceId, header.segment, backend, f.code, f.severity, f.seq, f.message, JSON.stringify(f.details, bigintJson), line);
+      this.stmts.insertFinding.run(header.traceId, header.segment, backend, f.code, f.severity, f.seq, f.message, JSON.stringify(f.details, bigintJson), line, ctx);
     }
   }
 }

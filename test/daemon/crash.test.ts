@@ -31,12 +31,12 @@ function lcg(seed: number): () => number {
 function dump(file: string) {
   const db = new Database(file, { readonly: true });
   const out = {
-    traces: db.prepare('SELECT trace_id, backends, last_segment, last_seq, events FROM traces ORDER BY trace_id').all(),
+    traces: db.prepare('SELECT trace_id, backends, last_segment, last_seq, events, findings_error, findings_warning, findings_info FROM traces ORDER BY trace_id').all(),
     segments: db.prepare('SELECT trace_id, segment, file_name, content_hash, status, events, first_seq, last_seq, error FROM segments ORDER BY trace_id, segment').all(),
-    findings: db.prepare('SELECT trace_id, segment, backend, code, severity, seq, message, details, event FROM findings ORDER BY trace_id, backend, seq, code, message').all(),
+    findings: db.prepare('SELECT trace_id, segment, backend, code, severity, seq, message, details, event, context FROM findings ORDER BY trace_id, backend, seq, code, message').all(),
     lockedVm: db.prepare('SELECT * FROM locked_vm ORDER BY trace_id, backend, pid, seq').all(),
     accounting: db.prepare('SELECT * FROM accounting ORDER BY trace_id, backend, pid').all(),
-    state: db.prepare('SELECT trace_id, segment, state FROM trace_state ORDER BY trace_id').all(),
+    state: db.prepare('SELECT trace_id, segment, state FROM segment_state ORDER BY trace_id, segment').all(),
   };
   db.close();
   return out;
