@@ -8,6 +8,8 @@ import { TraceError } from '../trace/trace-error.js';
 import { daemonCommand } from './commands/daemon.js';
 import { ingestCommand } from './commands/ingest.js';
 import { replayCommand } from './commands/replay.js';
+import { accountingCommand, diffCommand, findingsCommand, sqlCommand, stateCommand, tracesCommand } from './commands/queries.js';
+import { QueryError } from '../store/queries.js';
 import { UsageError } from './usage-error.js';
 
 const DEFAULT_CONFIG = 'pinledger.config.json';
@@ -20,6 +22,12 @@ export async function main(argv: string[]): Promise<number> {
       .command(replayCommand)
       .command(ingestCommand)
       .command(daemonCommand)
+      .command(tracesCommand)
+      .command(findingsCommand)
+      .command(accountingCommand)
+      .command(stateCommand)
+      .command(diffCommand)
+      .command(sqlCommand)
       // Options also come from PINLEDGER_* variables and a JSON config file.
       .env('PINLEDGER')
       .config('config', 'a JSON file of options, e.g. {"watch": "...", "db": "..."} (default ./pinledger.config.json if present)', (path) => JSON.parse(readFileSync(path, 'utf8')) as object)
@@ -38,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`pinledger: bad trace: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof QueryError) {
       process.stderr.write(`pinledger: ${e.message}\n`);
       return 2;
     }

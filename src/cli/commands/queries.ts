@@ -1,0 +1,306 @@
+/**
+ * The audit commands: traces, findings, accounting, state, diff, sql. Each
+ * reads the database only, prints aligned tables, or with --json a stable
+ * document (README). Unknown traces and bad questions exit 2.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import { BACKENDS } from '../../model/backends/index.js';
+import type { DifferentialReplay } from '../../model/replay/differential.js';
+import type { BackendSnapshot } from '../../model/vfio/driver.js';
+import { replayAt, replaySegments } from '../../store/rebuild.js';
+import { QueryError, accounting, listFindings, listTraces, readOnlySql, requireTrace, segmentsOf } from '../../store/queries.js';
+import { formatBytes, formatPages, roundUpMiB, table } from '../format.js';
+import { dbOption, openDb, parseSince, sparkline } from '../query-args.js';
+
+const PAGE = 4096;
+const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : s + '\n');
+const json = (v: unknown): void => out(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? '0x' + x.toString(16) : x), 2));
+const when = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString().replace('.000Z', 'Z'));
+
+interface Common {
+  db: string;
+  json: boolean;
+}
+const jsonOption = { type: 'boolean', default: false, describe: 'print a JSON document' } as const;
+
+export const tracesCommand: CommandModule<object, Common & { status?: string; since?: string }> = {
+  command: 'traces',
+  describe: 'List traces: segments, status, events, processes, peak locked memory, findings by severity',
+  builder: (y: Argv) =>
+    y
+      .option('db', dbOption)
+      .option('json', jsonOption)
+      .option('status', { choices: ['ok', 'quarantined'], describe: 'only traces in this state' })
+      .option('since', { type: 'string', describe: 'only traces updated since (ISO time, or 30m, 12h, 7d)' })
+      .example('$0 traces --since 24h', 'what came in today') as unknown as Argv<Common & { status?: string; since?: string }>,
+  handler: (a) => {
+    const db = openDb(a.db);
+    const since = parseSince(a.since);
+    const rows = listTraces(db, { ...(a.status ? { status: a.status as 'ok' } : {}), ...(since !== undefined ? { since } : {}) });
+    if (a.json) return json({ traces: rows });
+    out(
+      table(
+        rows.map((t) => [
+          t.trace_id,
+          String(t.segments),
+          t.status,
+          String(t.events),
+          String(t.processes),
+          formatPages(t.peak_locked_vm, PAGE),
+          `${t.findings.error}/${t.findings.warning}/${t.findings.info}`,
+          when(t.updated_at),
+        ]),
+        ['trace', 'segments', 'status', 'events', 'processes', 'peak locked_vm', 'err/warn/info', 'updated'],
+      ),
+    );
+  },
+};
+
+type FindingArgs = Common & { trace?: string; code?: string; severity?: string; backend?: string; since?: string; limit: number };
+
+export const findingsCommand: CommandModule<object, FindingArgs> = {
+  command: 'findings',
+  describe: 'List findings with the event that caused each and the events before it',
+  builder: (y: Argv) =>
+    y
+      .option('db', dbOption)
+      .option('json', jsonOption)
+      .option('trace', { type: 'string' })
+      .option('code', { type: 'string', describe: 'e.g. ACCT_DOUBLE_CHARGE' })
+      .option('severity', { choices: ['error', 'warning', 'info'] })
+      .option('backend', { type: 'string', describe: 'a design: upstream, rfc-v5, iommufd-compat' })
+      .option('since', { type: 'string', describe: 'only from segments ingested since (ISO time, or 30m, 12h, 7d)' })
+      .option('limit', { type: 'number', default: 100 })
+      .example('$0 findings --severity error --trace host42/vm-7f3a', 'the errors of one trace') as unknown as Argv<FindingArgs>,
+  handler: (a) => {
+    const db = openDb(a.db);
+    const since = parseSince(a.since);
+    const rows = listFindings(db, {
+      ...(a.trace !== undefined ? { trace: a.trace } : {}),
+      ...(a.code !== undefined ? { code: a.code } : {}),
+      ...(a.severity !== undefined ? { severity: a.severity } : {}),
+      ...(a.backend !== undefined ? { backend: a.backend } : {}),
+      ...(since !== undefined ? { since } : {}),
+      limit: a.limit,
+    });
+    if (a.json) return json({ findings: rows });
+    const lines: string[] = [];
+    for (const f of rows) {
+      lines.push(`${f.trace_id} seq ${f.seq} [${f.backend}] ${f.severity} ${f.code}: ${f.message}`);
+      for (const c of f.context) lines.push(`    ${JSON.stringify(c)}`);
+      lines.push(`  > ${JSON.stringify(f.event)}`);
+    }
+    out(lines.length ? lines.join('\n') : 'no findings');
+  },
+};
+
+type AcctArgs = Common & { trace: string; pid?: number; backend?: string };
+
+export const accountingCommand: CommandModule<object, AcctArgs> = {
+  command: 'accounting',
+  describe: 'Locked memory of a trace: timeline, peak and the event that reached it, final, charge by cause, the memlock answer',
+  builder: (y: Argv) =>
+    y
+      .option('db', dbOption)
+      .option('json', jsonOption)
+      .option('trace', { type: 'string', demandOption: true })
+      .option('pid', { type: 'number' })
+      .option('backend', { type: 'string' })
+      .example('$0 accounting --trace host42/vm-7f3a', 'how much memlock the VM really needed, per design') as unknown as Argv<AcctArgs>,
+  handler: (a) => {
+    const db = openDb(a.db);
+    const rows = accounting(db, a.trace, { ...(a.pid !== undefined ? { pid: a.pid } : {}), ...(a.backend !== undefined ? { backend: a.backend } : {}) });
+    if (a.json) return json({ trace_id: a.trace, accounting: rows });
+    const lines: string[] = [];
+    for (const r of rows) {
+      lines.push(`${r.backend} pid ${r.pid}`);
+      lines.push(`  timeline  |${sparkline(r.timeline)}|  seq ${r.timeline[0]?.[0] ?? '-'}..${r.timeline.at(-1)?.[0] ?? '-'}`);
+      lines.push(`  peak      ${formatPages(r.peak_locked_vm, PAGE)} at seq ${r.peak_seq ?? '-'}: ${JSON.stringify(r.peak_event)}`);
+      lines.push(`  final     ${formatPages(r.final_locked_vm, PAGE)}`);
+      lines.push(`  by cause  direct ${r.peak_by_cause.direct}, pins ${r.peak_by_cause.pins}, of which frames charged again ${r.peak_by_cause.shared} (pages, at the peak)`);
+      lines.push(`  memlock   ${r.memlock_required} bytes (${roundUpMiB(BigInt(r.memlock_required))} MiB): the smallest RLIMIT_MEMLOCK that lets every successful operation run`);
+    }
+    out(lines.join('\n'));
+  },
+};
+
+type StateArgs = Common & { trace: string; at?: number };
+
+/** The backend's view in the snake_case of every --json document. */
+function snakeSnapshot(b: BackendSnapshot) {
+  return {
+    design: b.design,
+    v2: b.v2,
+    dma_avail: b.dmaAvail,
+    pgsize_bitmap: b.pgsizeBitmap,
+    iova_ranges: b.iovaRanges.map((r) => [r.start, r.end]),
+    domains: b.domains.map((d) => ({ id: d.id, iommu: d.unit, groups: d.groups, cache_coherent: d.cacheCoherent, mapped_pages: d.mappedPages, extents: d.entries })),
+    mediated_groups: b.emulatedGroups,
+    dmas: b.dmas.map((m) => ({ iova: m.iova, size: m.size, vaddr: m.vaddr, prot: m.prot, pid: m.pid, pinned: m.iommuMapped, charged_pages: m.charged, external_pins: m.vpfns })),
+  };
+}
+
+function describeState(d: DifferentialReplay) {
+  return Object.fromEntries(
+    [...d.replayers].map(([name, r]) => {
+      const core = r.vfio!;
+      const containers = [...core.containers].map((c) => ({
+        id: c.id,
+        pid: c.pid,
+        fd_open: c.fdOpen,
+        groups: c.groups.map((g) => g.spec.id),
+        backend: c.backend ? snakeSnapshot(c.backend.snapshot()) : null,
+      }));
+      const groups = [...core.groups.values()].map((g) => ({
+        id: g.spec.id,
+        kind: g.spec.kind,
+        open: g.fileOpen,
+        container: g.container?.id ?? null,
+        devices_open: [...g.openDevices],
+      }));
+      const processes = [...(r.modelEnv?.processes.values() ?? [])].map((p) => ({ pid: p.pid, locked_vm: p.lockedVm, memlock_limit: p.memlockLimit === 'unlimited' ? 'unlimited' : p.memlockLimit, cap_ipc_lock: p.capIpcLock }));
+      return [name, { seq: r.lastSeq, processes, containers, groups }];
+    }),
+  );
+}
+
+export const stateCommand: CommandModule<object, StateArgs> = {
+  command: 'state',
+  describe: 'Containers, groups, domains, DMA mappings and pins at the end of a trace, or just after event SEQ',
+  builder: (y: Argv) =>
+    y
+      .option('db', dbOption)
+      .option('json', jsonOption)
+      .option('trace', { type: 'string', demandOption: true })
+      .option('at', { type: 'number', describe: 'just after this seq (replays the segment file again)' })
+      .example('$0 state --trace host42/vm-7f3a --at 1200', 'what was mapped after event 1200') as unknown as Argv<StateArgs>,
+  handler: async (a) => {
+    const db = openDb(a.db);
+    const d = await replayAt(db, a.trace, a.at);
+    const st = describeState(d);
+    if (a.json) return json({ trace_id: a.trace, at: a.at ?? null, backends: st });
+    const lines: string[] = [];
+    for (const [name, s] of Object.entries(st)) {
+      lines.push(`${name} after seq ${s.seq}`);
+      lines.push(table(s.processes.map((p) => [String(p.pid), formatPages(p.locked_vm, PAGE), typeof p.memlock_limit === 'string' ? p.memlock_limit : formatBytes(p.memlock_limit)]), ['pid', 'locked_vm', 'RLIMIT_MEMLOCK']));
+      for (const c of s.containers) {
+        const b = c.backend;
+        lines.push(`  container ${c.id} (pid ${c.pid}${c.fd_open ? '' : ', fd closed'}): groups ${c.groups.join(', ') || 'none'}${b ? `, ${b.v2 ? 'type1v2' : 'type1'}, ${b.dmas.length} mappings, dma_avail ${b.dma_avail}` : ', no backend'}`);
+        if (!b) continue;
+        for (const dom of b.domains) lines.push(`    domain ${dom.id} on ${dom.iommu}: groups ${dom.groups.join(', ')}, ${dom.mapped_pages} pages mapped in ${dom.extents} extents`);
+        if (b.mediated_groups.length) lines.push(`    mediated groups: ${b.mediated_groups.join(', ')}`);
+        if (b.dmas.length) {
+          lines.push(
+            table(
+              b.dmas.map((m) => ['    0x' + m.iova.toString(16), formatBytes(m.size), '0x' + m.vaddr.toString(16), String(m.pid), m.pinned ? 'yes' : 'no', String(m.charged_pages), String(m.external_pins)]),
+              ['    iova', 'size', 'vaddr', 'pid', 'pinned', 'charged', 'ext pins'],
+            ),
+          );
+        }
+      }
+    }
+    out(lines.join('\n'));
+  },
+};
+
+type DiffArgs = Common & { trace: string; backends: string };
+
+export const diffCommand: CommandModule<object, DiffArgs> = {
+  command: 'diff',
+  describe: 'Where two designs disagree on a trace: results, charges, findings, first divergence',
+  builder: (y: Argv) =>
+    y
+      .option('db', dbOption)
+      .option('json', jsonOption)
+      .option('trace', { type: 'string', demandOption: true })
+      .option('backends', { type: 'string', default: 'upstream,rfc-v5', describe: 'two designs, comma separated' })
+      .example('$0 diff --trace host42/vgpu --backends upstream,rfc-v5', 'the 2016 design against today') as unknown as Argv<DiffArgs>,
+  handler: async (a) => {
+    const db = openDb(a.db);
+    const names = a.backends.split(',').map((s) => s.trim());
+    if (names.length !== 2 || names.some((n) => !BACKENDS[n]) || names[0] === names[1]) {
+      throw new QueryError(`--backends takes two different designs of: ${Object.keys(BACKENDS).join(', ')}`);
+    }
+    const [A, B] = names as [string, string];
+    requireTrace(db, a.trace);
+    // Replayed again from the segment files, so any two designs compare.
+    const results: { seq: number; event: string; [k: string]: unknown }[] = [];
+    const charges: { seq: number; pid: number; [k: string]: unknown }[] = [];
+    let differingResults = 0;
+    let differingCharges = 0;
+    const d = await replaySegments(db, a.trace, segmentsOf(db, a.trace), undefined, new Map([[A, BACKENDS[A]!], [B, BACKENDS[B]!]]), undefined, (e, dr) => {
+      const ra = dr.replayers.get(A)!;
+      const rb = dr.replayers.get(B)!;
+      const oa = ra.outcomes.pop()!;
+      const ob = rb.outcomes.pop()!;
+      const event = e.type === 'ioctl' ? e.call.cmd : e.type;
+      if (oa.ret !== ob.ret) {
+        differingResults++;
+        if (results.length < 50) results.push({ seq: e.seq, event, [A]: oa.ret, [B]: ob.ret });
+      }
+      const la = ra.modelEnv!.processes;
+      const lb = rb.modelEnv!.processes;
+      for (const pid of new Set([...la.keys(), ...lb.keys()])) {
+        const x = la.get(pid)?.lockedVm ?? 0;
+        const y = lb.get(pid)?.lockedVm ?? 0;
+        if (x !== y) {
+          differingCharges++;
+          if (charges.length < 50) charges.push({ seq: e.seq, pid, [A]: x, [B]: y });
+        }
+      }
+    });
+    const byCode = (name: string) => {
+      const m: Record<string, number> = {};
+      for (const f of d.replayers.get(name)!.findings) if (f.code !== 'DESIGN_DIVERGENCE') m[f.code] = (m[f.code] ?? 0) + 1;
+      return m;
+    };
+    const first = d.replayers.get(A)!.findings.find((f) => f.code === 'DESIGN_DIVERGENCE') ?? null;
+    const memlock = (name: string) => Object.fromEntries([...d.replayers.get(name)!.memlockRequired()].map(([pid, m]) => [pid, Number(m.bytes)]));
+    const doc = {
+      trace_id: a.trace,
+      backends: [A, B],
+      first_divergence: first && { seq: first.seq, message: first.message, details: first.details },
+      results: { differing: differingResults, first: results },
+      charges: { differing_events: differingCharges, first: charges },
+      memlock_required: { [A]: memlock(A), [B]: memlock(B) },
+      findings: { [A]: byCode(A), [B]: byCode(B) },
+    };
+    if (a.json) return json(doc);
+    const lines = [`trace ${a.trace}: ${A} vs ${B}`];
+    lines.push(first ? `first divergence at seq ${first.seq}: ${first.message}` : 'the designs never disagree');
+    lines.push(`results differ at ${differingResults} events${results.length ? ':' : ''}`);
+    if (results.length) lines.push(table(results.map((r) => [String(r.seq), r.event, String(r[A]), String(r[B])]), ['seq', 'event', A, B]));
+    lines.push(`charges differ after ${differingCharges} events${charges.length ? ' (first ones):' : ''}`);
+    if (charges.length) lines.push(table(charges.slice(0, 10).map((c) => [String(c.seq), String(c.pid), String(c[A]), String(c[B])]), ['seq', 'pid', `${A} pages`, `${B} pages`]));
+    const pids = new Set([...Object.keys(doc.memlock_required[A]!), ...Object.keys(doc.memlock_required[B]!)]);
+    lines.push(table([...pids].map((p) => [p, String(doc.memlock_required[A]![p] ?? 0), String(doc.memlock_required[B]![p] ?? 0)]), ['pid', `${A} memlock bytes`, `${B} memlock bytes`]));
+    const codes = new Set([...Object.keys(doc.findings[A]!), ...Object.keys(doc.findings[B]!)]);
+    if (codes.size) lines.push(table([...codes].sort().map((c) => [c, String(doc.findings[A]![c] ?? 0), String(doc.findings[B]![c] ?? 0)]), ['finding', A, B]));
+    out(lines.join('\n'));
+  },
+};
+
+type SqlArgs = Common & { query: string };
+
+export const sqlCommand: CommandModule<object, SqlArgs> = {
+  command: 'sql <query>',
+  describe: 'Read-only SQL on the documented schema (anything but a read is refused)',
+  builder: (y: Argv) =>
+    y
+      .positional('query', { type: 'string', demandOption: true })
+      .option('db', dbOption)
+      .option('json', jsonOption)
+      .example('$0 sql "SELECT code, count(*) FROM findings GROUP BY code"', 'findings by code') as unknown as Argv<SqlArgs>,
+  handler: (a) => {
+    const db = openDb(a.db);
+    let r;
+    try {
+      r = readOnlySql(db, a.query);
+    } catch (e) {
+      if (e instanceof QueryError) throw e;
+      throw new QueryError(`SQL error: ${(e as Error).message}`);
+    }
+    if (a.json) return json({ columns: r.columns, rows: r.rows });
+    out(table(r.rows.map((row) => r.columns.map((c) => String(row[c] ?? 'NULL'))), r.columns));
+  },
+};
