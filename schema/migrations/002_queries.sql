@@ -21,6 +21,9 @@ ALTER TABLE findings ADD COLUMN context TEXT;
 ALTER TABLE accounting ADD COLUMN peak_seq INTEGER;
 ALTER TABLE accounting ADD COLUMN peak_event TEXT;
 
+-- The trace's page size (bytes), from its header.
+ALTER TABLE traces ADD COLUMN page_size INTEGER NOT NULL DEFAULT 4096;
+
 -- Findings by severity, kept per trace so listing traces never scans findings.
 ALTER TABLE traces ADD COLUMN findings_error INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE traces ADD COLUMN findings_warning INTEGER NOT NULL DEFAULT 0;

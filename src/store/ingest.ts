@@ -77,8 +77,8 @@ export class Ingestor {
          VALUES (@trace_id, @segment, @file_name, @content_hash, @status, @events, @first_seq, @last_seq, @started_at, @finished_at, @duration_ms, @error, @path)`,
       ),
       newTrace: db.prepare(
-        `INSERT OR IGNORE INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at)
-         VALUES (?, ?, -1, -1, 0, ?, ?)`,
+        `INSERT OR IGNORE INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at, page_size)
+         VALUES (?, ?, -1, -1, 0, ?, ?, ?)`,
       ),
       upsertTrace: db.prepare(
         `INSERT INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at, findings_error, findings_warning, findings_info)
@@ -206,7 +206,7 @@ export class Ingestor {
     const counts = { error: 0, warning: 0, info: 0 };
 
     db.exec('BEGIN IMMEDIATE');
-    s.newTrace.run(header.traceId, JSON.stringify([...replay.replayers.keys()]), started, started);
+    s.newTrace.run(header.traceId, JSON.stringify([...replay.replayers.keys()]), started, started, header.pageSize);
     let events = 0;
     let findings = 0;
     let firstSeq: number | null = null;

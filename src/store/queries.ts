@@ -12,6 +12,7 @@ export class QueryError extends Error {
 
 export interface TraceSummary {
   trace_id: string;
+  page_size: number;
   segments: number;
   quarantined: number;
   status: 'ok' | 'quarantined';
@@ -30,7 +31,7 @@ export interface TraceSummary {
 export function listTraces(db: Db, opts: { status?: 'ok' | 'quarantined'; since?: number } = {}): TraceSummary[] {
   const rows = db
     .prepare(
-      `SELECT t.trace_id, t.backends, t.events, t.first_seen, t.updated_at, t.findings_error, t.findings_warning, t.findings_info,
+      `SELECT t.trace_id, t.page_size, t.backends, t.events, t.first_seen, t.updated_at, t.findings_error, t.findings_warning, t.findings_info,
               (SELECT count(*) FROM segments s WHERE s.trace_id = t.trace_id AND s.status = 'ingested') AS segments,
               (SELECT count(*) FROM segments s WHERE s.trace_id = t.trace_id AND s.status = 'quarantined') AS quarantined,
               (SELECT count(DISTINCT pid) FROM accounting a WHERE a.trace_id = t.trace_id) AS processes,
@@ -39,7 +40,7 @@ export function listTraces(db: Db, opts: { status?: 'ok' | 'quarantined'; since?
          FROM traces t
         WHERE t.updated_at >= @since
        UNION ALL
-       SELECT s.trace_id, '[]', 0, min(s.started_at), max(s.finished_at), 0, 0, 0, 0, count(*), 0, 0, 0
+       SELECT s.trace_id, 4096, '[]', 0, min(s.started_at), max(s.finished_at), 0, 0, 0, 0, count(*), 0, 0, 0
          FROM segments s
         WHERE s.trace_id IS NOT NULL AND s.finished_at >= @since AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = s.trace_id)
         GROUP BY s.trace_id
@@ -47,6 +48,7 @@ export function listTraces(db: Db, opts: { status?: 'ok' | 'quarantined'; since?
     )
     .all({ since: opts.since ?? 0 }) as {
     trace_id: string;
+    page_size: number;
     backends: string;
     events: number;
     first_seen: number | null;
@@ -63,6 +65,7 @@ export function listTraces(db: Db, opts: { status?: 'ok' | 'quarantined'; since?
   return rows
     .map((r): TraceSummary => ({
       trace_id: r.trace_id,
+      page_size: r.page_size,
       segments: r.segments,
       quarantined: r.quarantined,
       status: r.quarantined > 0 ? 'quarantined' : 'ok',
@@ -79,9 +82,9 @@ export function listTraces(db: Db, opts: { status?: 'ok' | 'quarantined'; since?
 }
 
 /** The trace, or a QueryError that says what exists. */
-export function requireTrace(db: Db, traceId: string): { trace_id: string; backends: string[]; last_segment: number; last_seq: number } {
-  const row = db.prepare('SELECT trace_id, backends, last_segment, last_seq FROM traces WHERE trace_id = ?').get(traceId) as
-    | { trace_id: string; backends: string; last_segment: number; last_seq: number }
+export function requireTrace(db: Db, traceId: string): { trace_id: string; backends: string[]; last_segment: number; last_seq: number; page_size: number } {
+  const row = db.prepare('SELECT trace_id, backends, last_segment, last_seq, page_size FROM traces WHERE trace_id = ?').get(traceId) as
+    | { trace_id: string; backends: string; last_segment: number; last_seq: number; page_size: number }
     | undefined;
   if (row) return { ...row, backends: JSON.parse(row.backends) as string[] };
   const names = (db.prepare('SELECT trace_id FROM traces ORDER BY trace_id LIMIT 11').all() as { trace_id: string }[]).map((r) => r.trace_id);

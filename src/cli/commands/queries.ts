@@ -12,7 +12,6 @@ import { QueryError, accounting, listFindings, listTraces, readOnlySql, requireT
 import { formatBytes, formatPages, roundUpMiB, table } from '../format.js';
 import { dbOption, openDb, parseSince, sparkline } from '../query-args.js';
 
-const PAGE = 4096;
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : s + '\n');
 const json = (v: unknown): void => out(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? '0x' + x.toString(16) : x), 2));
 const when = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString().replace('.000Z', 'Z'));
@@ -46,7 +45,7 @@ export const tracesCommand: CommandModule<object, Common & { status?: string; si
           t.status,
           String(t.events),
           String(t.processes),
-          formatPages(t.peak_locked_vm, PAGE),
+          formatPages(t.peak_locked_vm, t.page_size),
           `${t.findings.error}/${t.findings.warning}/${t.findings.info}`,
           when(t.updated_at),
         ]),
@@ -109,14 +108,15 @@ export const accountingCommand: CommandModule<object, AcctArgs> = {
       .example('$0 accounting --trace host42/vm-7f3a', 'how much memlock the VM really needed, per design') as unknown as Argv<AcctArgs>,
   handler: (a) => {
     const db = openDb(a.db);
+    const pageSize = requireTrace(db, a.trace).page_size;
     const rows = accounting(db, a.trace, { ...(a.pid !== undefined ? { pid: a.pid } : {}), ...(a.backend !== undefined ? { backend: a.backend } : {}) });
     if (a.json) return json({ trace_id: a.trace, accounting: rows });
     const lines: string[] = [];
     for (const r of rows) {
       lines.push(`${r.backend} pid ${r.pid}`);
       lines.push(`  timeline  |${sparkline(r.timeline)}|  seq ${r.timeline[0]?.[0] ?? '-'}..${r.timeline.at(-1)?.[0] ?? '-'}`);
-      lines.push(`  peak      ${formatPages(r.peak_locked_vm, PAGE)} at seq ${r.peak_seq ?? '-'}: ${JSON.stringify(r.peak_event)}`);
-      lines.push(`  final     ${formatPages(r.final_locked_vm, PAGE)}`);
+      lines.push(`  peak      ${formatPages(r.peak_locked_vm, pageSize)} at seq ${r.peak_seq ?? '-'}: ${JSON.stringify(r.peak_event)}`);
+      lines.push(`  final     ${formatPages(r.final_locked_vm, pageSize)}`);
       lines.push(`  by cause  direct ${r.peak_by_cause.direct}, pins ${r.peak_by_cause.pins}, of which frames charged again ${r.peak_by_cause.shared} (pages, at the peak)`);
       lines.push(`  memlock   ${r.memlock_required} bytes (${roundUpMiB(BigInt(r.memlock_required))} MiB): the smallest RLIMIT_MEMLOCK that lets every successful operation run`);
     }
@@ -176,13 +176,14 @@ export const stateCommand: CommandModule<object, StateArgs> = {
       .example('$0 state --trace host42/vm-7f3a --at 1200', 'what was mapped after event 1200') as unknown as Argv<StateArgs>,
   handler: async (a) => {
     const db = openDb(a.db);
+    const pageSize = requireTrace(db, a.trace).page_size;
     const d = await replayAt(db, a.trace, a.at);
     const st = describeState(d);
     if (a.json) return json({ trace_id: a.trace, at: a.at ?? null, backends: st });
     const lines: string[] = [];
     for (const [name, s] of Object.entries(st)) {
       lines.push(`${name} after seq ${s.seq}`);
-      lines.push(table(s.processes.map((p) => [String(p.pid), formatPages(p.locked_vm, PAGE), typeof p.memlock_limit === 'string' ? p.memlock_limit : formatBytes(p.memlock_limit)]), ['pid', 'locked_vm', 'RLIMIT_MEMLOCK']));
+      lines.push(table(s.processes.map((p) => [String(p.pid), formatPages(p.locked_vm, pageSize), typeof p.memlock_limit === 'string' ? p.memlock_limit : formatBytes(p.memlock_limit)]), ['pid', 'locked_vm', 'RLIMIT_MEMLOCK']));
       for (const c of s.containers) {
         const b = c.backend;
         lines.push(`  container ${c.id} (pid ${c.pid}${c.fd_open ? '' : ', fd closed'}): groups ${c.groups.join(', ') || 'none'}${b ? `, ${b.v2 ? 'type1v2' : 'type1'}, ${b.dmas.length} mappings, dma_avail ${b.dma_avail}` : ', no backend'}`);

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { renderReport } from '../../report/html.js';
-import { accounting, listFindings } from '../../store/queries.js';
+import { accounting, listFindings, requireTrace } from '../../store/queries.js';
 import { dbOption, openDb } from '../query-args.js';
 
 interface Args {
@@ -24,7 +24,7 @@ export const reportCommand: CommandModule<object, Args> = {
     const db = openDb(a.db);
     const html = renderReport({
       traceId: a.trace,
-      pageSize: 4096,
+      pageSize: requireTrace(db, a.trace).page_size,
       accounting: accounting(db, a.trace),
       findings: listFindings(db, { trace: a.trace, limit: 100000 }),
       generatedAt: new Date().toISOString(),
