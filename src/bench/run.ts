@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { BACKENDS } from '../model/backends/index.js';
 import { replayFiles } from '../replay/replay-files.js';
+import { buildLargeStore, timeQueries } from './queries.js';
 
 const EVENTS = Number(process.env.PINLEDGER_BENCH_EVENTS ?? 500_000);
 
@@ -67,8 +68,11 @@ async function main(): Promise<void> {
   }
   rows.push({ measure: 'peak RSS (MB)', events_per_s: Math.round(process.memoryUsage().rss / 1e6), ratio_to_floor: '' });
   console.table(rows);
+  const store = buildLargeStore();
+  const queries = timeQueries(store);
+  console.table(queries.map((q) => ({ query: q.query, ms: Number(q.ms.toFixed(1)), rows: q.rows })));
   mkdirSync('bench', { recursive: true });
-  writeFileSync('bench/results.json', JSON.stringify({ date: new Date().toISOString(), events: f.value, rows }, null, 2) + '\n');
+  writeFileSync('bench/results.json', JSON.stringify({ date: new Date().toISOString(), events: f.value, rows, queries }, null, 2) + '\n');
 }
 
 await main();
