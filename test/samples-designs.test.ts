@@ -105,7 +105,7 @@ describe('viommu-two-containers: one container per device, each mapping the same
     const want: Expect = { final: 0, peak: 524288, memlock: 2147483648, cause: twice, findings: ['11:ACCT_SHARED_FRAMES'] };
     await check('viommu-two-containers.jsonl', { upstream: want, 'rfc-v5': want, 'iommufd-compat': want });
     const [t] = await replayFiles([sample('viommu-two-containers.jsonl')], all);
-    expect(t!.replayers.get('upstream')!.findings[0]!.details).toEqual({ pid: PID, pages: 262144 });
+    expect(t!.replayers.get('upstream')!.findings[0]!.details).toEqual({ pid: PID, pages: 262144, total: 262144 });
   });
 });
 

@@ -11,6 +11,7 @@ import { replayCommand } from './commands/replay.js';
 import { accountingCommand, diffCommand, findingsCommand, sqlCommand, stateCommand, tracesCommand } from './commands/queries.js';
 import { QueryError } from '../store/queries.js';
 import { reportCommand } from './commands/report.js';
+import { genCommand } from './commands/gen.js';
 import { UsageError } from './usage-error.js';
 
 const DEFAULT_CONFIG = 'pinledger.config.json';
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
       .command(diffCommand)
       .command(sqlCommand)
       .command(reportCommand)
+      .command(genCommand)
       // Options also come from PINLEDGER_* variables and a JSON config file.
       .env('PINLEDGER')
       .config('config', 'a JSON file of options, e.g. {"watch": "...", "db": "..."} (default ./pinledger.config.json if present)', (path) => JSON.parse(readFileSync(path, 'utf8')) as object)

@@ -43,10 +43,14 @@ export class ModelEnv {
     this.findings.report(code, message, details);
   }
 
+  /** Per pid, the shared-frame pages last reported (a high-water mark). */
+  private readonly sharedReported = new Map<number, number>();
+
   /**
-   * At the end of each event: one ACCT_SHARED_FRAMES per process for the
-   * frames it had charged again, beyond those already reported as a
-   * design's double charge.
+   * At the end of each event: ACCT_SHARED_FRAMES for a process whose frames
+   * charged more than once reach a new high, beyond what the design's own
+   * double charge (ACCT_DOUBLE_CHARGE) explains. Churn over the same shared
+   * frames is not reported again.
    */
   endEvent(): void {
     if (this.sharedThisEvent.size === 0 && this.doubleThisEvent === 0) return;
@@ -55,11 +59,14 @@ export class ModelEnv {
       const explained = Math.min(double, pages);
       double -= explained;
       const shared = pages - explained;
-      if (shared > 0) {
+      const total = this.process(pid).frames.duplicatePages;
+      const high = this.sharedReported.get(pid) ?? 0;
+      if (shared > 0 && total > high) {
+        this.sharedReported.set(pid, total);
         this.report(
           'ACCT_SHARED_FRAMES',
-          `${shared} pages charged to pid ${pid} are frames it already has charged through another mapping or container; they add ${shared} pages to the memlock need`,
-          { pid, pages: shared },
+          `${shared} pages charged to pid ${pid} are frames it already has charged through another mapping or container; ${total} such pages now add to the memlock need`,
+          { pid, pages: shared, total },
         );
       }
     }
