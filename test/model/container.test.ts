@@ -260,3 +260,15 @@ describe('attach replay failure (vfio_iommu_replay)', () => {
     expect(codes(r)).toEqual(['ACCT_LIMIT']);
   });
 });
+
+describe('regressions found by the reference model', () => {
+  it('replay-into-domain-outside-aperture: a mediated-only container has no IOVA list, so attaching a group whose aperture misses a mapping fails in the IOMMU driver (EFAULT), not in vfio_iommu_aper_conflict', () => {
+    const r = run([...setup({ groups: [40] }), map(0x1a000n, 0x7000n), open(22, '/dev/vfio/16'), setContainer(22)], {
+      topology: { ...topology, iommus: [...topology.iommus, { id: 'small', aperture: ['0x0', '0x1ffff'] }], groups: [...topology.groups.filter((g) => g.id !== 16), { id: 16, iommu: 'small' }] },
+    });
+    expect(last(r).ret).toBe(-Errno.EFAULT);
+    expect(lockedVm(r)).toBe(0);
+    expect(snap(r).domains).toEqual([]);
+    expect(codes(r)).toEqual([]);
+  });
+});

@@ -77,8 +77,15 @@ export function vpfnsIn(env: ModelEnv, dma: VfioDma, offset: number, npages: num
   return n;
 }
 
-/** vfio_iommu_map into one domain: each run at its iova. */
-export function mapRuns(env: ModelEnv, domain: Domain, dma: VfioDma, runs: readonly DmaRun[]): void {
+/**
+ * vfio_iommu_map into one domain: each run at its iova. A mapping beyond
+ * what the domain can translate fails as the IOMMU driver fails it
+ * (intel_iommu_map: -EFAULT past the domain's address width); nothing is
+ * left mapped in this domain then. 0 or a negative errno.
+ */
+export function mapRuns(env: ModelEnv, domain: Domain, dma: VfioDma, runs: readonly DmaRun[]): number {
+  const ap = domain.unit.aperture;
+  if (dma.iova < ap.start || dma.iova + dma.size - 1n > ap.end) return -Errno.EFAULT;
   for (const r of runs) {
     const at = dma.iova + (BigInt(r.offset) << env.pageShift);
     if (!domain.pt.map(at as typeof dma.iova, r.pages, r.pfn as Pfn, dma.prot | domain.prot)) {
@@ -88,6 +95,7 @@ export function mapRuns(env: ModelEnv, domain: Domain, dma: VfioDma, runs: reado
       });
     }
   }
+  return 0;
 }
 
 /**

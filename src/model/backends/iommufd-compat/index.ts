@@ -24,7 +24,7 @@ import { Errno } from '../../errno.js';
 import type { GroupSpec, IoctlCall, PageList } from '../../events.js';
 import type { ModelEnv } from '../../env.js';
 import { checkType1Invariants } from '../../type1/invariants.js';
-import { U64_END, aperConflict, resvConflict } from '../../type1/iova-list.js';
+import { U64_END, resvConflict } from '../../type1/iova-list.js';
 import { snapshotType1 } from '../../type1/snapshot.js';
 import { chargeablePages } from '../../type1/vfio-dma.js';
 import { type ChargePolicy, VfioIommu } from '../../type1/vfio-iommu.js';
@@ -93,9 +93,10 @@ export class IommufdCompat implements IommuBackend {
   attachGroup(pid: number, group: GroupSpec): number {
     if (group.kind === 'iommu') {
       const unit = this.env.topology.unit(group.iommu);
-      // iopt_table_add_domain / iopt_reserve_iova: the IOVA is in use.
-      if (aperConflict(this.iommu.iovaList, this.iommu.dmaList, unit.aperture.start, unit.aperture.end)) return -Errno.EADDRINUSE;
-      if (resvConflict(this.iommu.dmaList, unit.reserved)) return -Errno.EADDRINUSE;
+      // iopt_table_add_domain / iopt_reserve_iova: reserving what the domain
+      // cannot translate, or its reserved regions, hits a mapping.
+      const outside = this.iommu.dmaList.all().some((d) => d.iova < unit.aperture.start || d.iova + d.size - 1n > unit.aperture.end);
+      if (outside || resvConflict(this.iommu.dmaList, unit.reserved)) return -Errno.EADDRINUSE;
     }
     return attachGroup(this.iommu, pid, group);
   }

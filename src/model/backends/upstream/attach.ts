@@ -74,25 +74,28 @@ export function attachGroup(iommu: VfioIommu, pid: number, group: GroupSpec): nu
 function replay(iommu: VfioIommu, pid: number, domain: Domain): number {
   const env = iommu.env;
   const done: { dma: VfioDma; pinnedHere: boolean; spans: FrameSpan[] }[] = [];
+  const unwind = (ret: number): number => {
+    for (const d of done.reverse()) {
+      domain.pt.unmap(d.dma.iova, d.dma.size);
+      if (d.pinnedHere) {
+        d.dma.runs = [];
+        iommu.unchargeDirect(d.dma, d.spans);
+      }
+    }
+    return ret;
+  };
   for (const dma of iommu.dmaList.all()) {
     if (dma.iommuMapped) {
-      mapRuns(env, domain, dma, dma.runs);
+      const ret = mapRuns(env, domain, dma, dma.runs);
+      if (ret !== 0) return unwind(ret);
       done.push({ dma, pinnedHere: false, spans: [] });
       continue;
     }
     const pinned = pinRemote(env, iommu.policy, dma, pid, 0, Number(dma.size >> env.pageShift));
-    if (!pinned.ok) {
-      for (const d of done.reverse()) {
-        domain.pt.unmap(d.dma.iova, d.dma.size);
-        if (d.pinnedHere) {
-          d.dma.runs = [];
-          iommu.unchargeDirect(d.dma, d.spans);
-        }
-      }
-      return pinned.ret;
-    }
+    if (!pinned.ok) return unwind(pinned.ret);
+    const ret = mapRuns(env, domain, dma, pinned.runs);
+    if (ret !== 0) return unwind(ret);
     dma.runs = pinned.runs;
-    mapRuns(env, domain, dma, pinned.runs);
     iommu.chargeDirect(dma, pinned.spans);
     done.push({ dma, pinnedHere: true, spans: pinned.spans });
   }

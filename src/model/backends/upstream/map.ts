@@ -82,8 +82,16 @@ export function pinMapDma(iommu: VfioIommu, dma: VfioDma, pid: number): number {
     removeDma(iommu, dma);
     return pinned.ret;
   }
+  // vfio_iommu_map: a domain that cannot map it fails the whole mapping.
+  for (const [i, d] of iommu.domains.entries()) {
+    const ret = mapRuns(env, d, dma, pinned.runs);
+    if (ret !== 0) {
+      for (const u of iommu.domains.slice(0, i)) u.pt.unmap(dma.iova, dma.size);
+      removeDma(iommu, dma);
+      return ret;
+    }
+  }
   dma.runs = pinned.runs;
-  for (const d of iommu.domains) mapRuns(env, d, dma, pinned.runs);
   dma.iommuMapped = true;
   iommu.chargeDirect(dma, pinned.spans);
   return 0;
