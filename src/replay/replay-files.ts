@@ -37,7 +37,7 @@ export async function replayFiles(files: string[], drivers: DriverChoice, opts: 
     const err = entry.diff.beginSegment(header);
     if (err) throw new TraceError(file, 1, 'segment', err);
     entry.t.files.push(file);
-    for await (const e of reader.events()) entry.diff.apply(e);
+    for await (const batch of reader.batches()) for (const e of batch) entry.diff.apply(e);
   }
   return [...traces.values()].map((x) => x.t);
 }

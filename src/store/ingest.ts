@@ -143,7 +143,7 @@ export class Ingestor {
       return r;
     }
     // Stored reasons name the file as it is named in the folders: its base name.
-    const reader = openSegment(file, -1, basename(file));
+    const reader = openSegment(file, -1, basename(file), true);
     let header: TraceHeader;
     try {
       header = await reader.header();
@@ -212,7 +212,8 @@ export class Ingestor {
     let firstSeq: number | null = null;
     let lastSeq = trace ? trace.last_seq : -1;
     try {
-      for await (const e of reader.events()) {
+      for await (const batch of reader.batches()) for (const [k, e] of batch.entries()) {
+        const line = reader.batchLines[k]!;
         if (this.opts.shouldStop?.()) {
           db.exec('ROLLBACK');
           return { file, status: 'aborted', traceId: header.traceId, segment: header.segment, events, findings: 0, durationMs: Date.now() - started };
@@ -226,7 +227,7 @@ export class Ingestor {
           if (fs.length > 0) {
             findings += fs.length;
             for (const f of fs) counts[f.severity]++;
-            this.storeFindings(header, name, fs, reader.parser.lastLine, context);
+            this.storeFindings(header, name, fs, line, context);
           }
           const seen = last.get(name)!;
           const env = r.modelEnv!;
@@ -236,7 +237,7 @@ export class Ingestor {
               seen.set(p.pid, p.lockedVm);
               const key = `${name}/${p.pid}`;
               const peak = peaks.get(key);
-              if (!peak || p.lockedVm > peak.value) peaks.set(key, { value: p.lockedVm, seq: e.seq, event: reader.parser.lastLine });
+              if (!peak || p.lockedVm > peak.value) peaks.set(key, { value: p.lockedVm, seq: e.seq, event: line });
             }
           }
           for (const [pid, v] of seen) {
@@ -246,7 +247,7 @@ export class Ingestor {
             }
           }
         }
-        context.push(reader.parser.lastLine);
+        context.push(line);
         if (context.length > CONTEXT_LINES) context.shift();
         if (events % 4096 === 0) this.opts.onProgress?.(reader.bytesRead());
       }

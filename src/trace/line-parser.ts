@@ -13,8 +13,6 @@ export const MAX_LINE_LENGTH = 1 << 20;
 export class LineParser {
   private lineNo = 0;
   private header: TraceHeader | undefined;
-  /** The text of the last line parsed (for the event a finding names). */
-  lastLine = '';
 
   /**
    * @param file name used in error messages
@@ -50,7 +48,6 @@ export class LineParser {
   /** Feeds one line; returns the header, an event, or undefined for a blank line. */
   push(text: string): TraceHeader | TraceEvent | undefined {
     this.lineNo++;
-    this.lastLine = text;
     if (text.length > MAX_LINE_LENGTH) this.fail(undefined, `line is longer than ${MAX_LINE_LENGTH} characters`);
     if (text.trim() === '') return undefined;
     let json: unknown;

@@ -13,9 +13,14 @@ export interface PtEntry {
   prot: number;
 }
 
+/** An entry with its end kept, so lookups do not compute it. */
+interface Entry extends PtEntry {
+  end: bigint;
+}
+
 export class PageTable {
   /** Sorted by iova, non-overlapping. */
-  private entries: PtEntry[] = [];
+  private entries: Entry[] = [];
   private mappedPages = 0;
 
   constructor(private readonly pageShift: bigint) {}
@@ -32,8 +37,8 @@ export class PageTable {
     return this.entries;
   }
 
-  private endOf(e: PtEntry): bigint {
-    return e.iova + (BigInt(e.pages) << this.pageShift);
+  private endOf(e: Entry): bigint {
+    return e.end;
   }
 
   /** Index of the first entry whose end is above `addr`. */
@@ -55,10 +60,11 @@ export class PageTable {
     const next = this.entries[i];
     if (next && next.iova < end) return false;
     const prev = this.entries[i - 1];
-    if (prev && this.endOf(prev) === iova && prev.prot === prot && prev.pfn + BigInt(prev.pages) === pfn) {
+    if (prev && prev.end === iova && prev.prot === prot && prev.pfn + BigInt(prev.pages) === pfn) {
       prev.pages += pages;
+      prev.end = end;
     } else {
-      this.entries.splice(i, 0, { iova, pages, pfn, prot });
+      this.entries.splice(i, 0, { iova, pages, pfn, prot, end });
     }
     this.mappedPages += pages;
     return true;
@@ -69,7 +75,7 @@ export class PageTable {
     const end = iova + size;
     const i = this.lowerBound(iova);
     let j = i;
-    const keep: PtEntry[] = [];
+    const keep: Entry[] = [];
     let removed = 0;
     while (j < this.entries.length && this.entries[j]!.iova < end) {
       const e = this.entries[j]!;
@@ -78,11 +84,11 @@ export class PageTable {
       const cutEnd = eEnd < end ? eEnd : end;
       removed += Number((cutEnd - cutStart) >> this.pageShift);
       if (e.iova < iova) {
-        keep.push({ ...e, pages: Number((iova - e.iova) >> this.pageShift) });
+        keep.push({ iova: e.iova, pages: Number((iova - e.iova) >> this.pageShift), pfn: e.pfn, prot: e.prot, end: iova });
       }
       if (eEnd > end) {
         const skip = (end - e.iova) >> this.pageShift;
-        keep.push({ iova: end as Iova, pages: Number((eEnd - end) >> this.pageShift), pfn: (e.pfn + skip) as Pfn, prot: e.prot });
+        keep.push({ iova: end as Iova, pages: Number((eEnd - end) >> this.pageShift), pfn: (e.pfn + skip) as Pfn, prot: e.prot, end: eEnd });
       }
       j++;
     }
@@ -107,7 +113,7 @@ export class PageTable {
   }
 
   restore(entries: PtEntry[]): void {
-    this.entries = entries.map((e) => ({ ...e }));
+    this.entries = entries.map((e) => ({ ...e, end: e.iova + (BigInt(e.pages) << this.pageShift) }));
     this.mappedPages = this.entries.reduce((n, e) => n + e.pages, 0);
   }
 }

@@ -46,6 +46,7 @@ export function splitDma(iommu: VfioIommu, dma: VfioDma, at: bigint): VfioDma {
   dma.chargedDirect -= high.chargedDirect;
   dma.chargedPins -= high.chargedPins;
   dma.size = (at - dma.iova) as Bytes;
+  dma.end = at;
   iommu.dmaList.link(high);
   return high;
 }

@@ -25,6 +25,8 @@ export interface VfioDma {
   iova: Iova;
   vaddr: Vaddr;
   size: Bytes;
+  /** iova + size, kept so lookups do not compute it. */
+  end: bigint;
   /** IOMMU_READ | IOMMU_WRITE. */
   prot: number;
   /** capable(CAP_IPC_LOCK) at MAP time: the limit is not enforced. */
@@ -46,7 +48,7 @@ export interface VfioDma {
 }
 
 export function dmaEnd(d: VfioDma): bigint {
-  return d.iova + d.size;
+  return d.end;
 }
 
 export function newDma(fields: Pick<VfioDma, 'iova' | 'vaddr' | 'size' | 'prot' | 'lockCap' | 'pid' | 'seq'>): VfioDma {
@@ -55,6 +57,7 @@ export function newDma(fields: Pick<VfioDma, 'iova' | 'vaddr' | 'size' | 'prot' 
     iova: fields.iova,
     vaddr: fields.vaddr,
     size: fields.size,
+    end: fields.iova + fields.size,
     prot: fields.prot,
     lockCap: fields.lockCap,
     pid: fields.pid,
