@@ -86,8 +86,14 @@ async function start(b: TraceBuilder, o: GenOptions): Promise<void> {
   await b.event({ type: 'mmap', pid: PID, vaddr: hx(RAM_VA), size: hx(o.ram + BigInt(o.hotplug) * GiB), backing: 'anon' });
 }
 
+/** One boot and teardown per VM, VMs one after another until `events` (at least one). */
 async function vmBoot(b: TraceBuilder, o: GenOptions): Promise<void> {
   await b.header(header(o, 'vm-boot', physGroups(o.devices)));
+  do await bootOnce(b, o);
+  while (b.events < o.events);
+}
+
+async function bootOnce(b: TraceBuilder, o: GenOptions): Promise<void> {
   await start(b, o);
   await b.event({ type: 'mmap', pid: PID, vaddr: hx(0x7e0000000000n), size: '0x40000', backing: 'shared', pfn: '0x812000' });
   await b.container(PID, 20, physGroups(o.devices).map((g) => g.id));

@@ -3,106 +3,194 @@
  * with a count. Nothing in the kernel de-duplicates frames across vfio_dmas
  * or containers; this ledger is how pinledger sees it happen
  * (ACCT_SHARED_FRAMES) and how much it adds to the memlock need.
+ *
+ * The extents live in a B+ tree keyed by their first frame, so a charge
+ * costs O(log n) in the number of extents, however many pins are live.
+ *
+ * Frames are grouped by the bits above 64 of their number: 0 for host
+ * frames from the trace, one group per process and address space for the
+ * synthetic frames of undescribed memory (address-space.ts). Within a
+ * group the low 64 bits are a page number below 2^52 (an address shifted
+ * by at least 12), exact as a JavaScript number, and a span never crosses
+ * groups.
  */
+import { BTree } from '../common/btree.js';
+
 export interface FrameSpan {
   pfn: bigint;
   pages: number;
 }
 
 interface Segment {
-  start: bigint;
+  start: number;
   /** Exclusive. */
-  end: bigint;
+  end: number;
   count: number;
 }
 
+/** A saved ledger: [start, end, count] per extent, in order. */
+export type SavedFrameLedger = { segments: [bigint, bigint, number][]; duplicatePages: number };
+
+/** One group's extents. */
+class FrameSpace {
+  /** Non-overlapping extents by start, count >= 1. */
+  private segs = new BTree<number, Segment>();
+  /** Pages charged beyond the first charge of their frame, in this group. */
+  duplicatePages = 0;
+
+  /**
+   * The extents that overlap or touch [start, end], in order: the one
+   * before start (it may hold start or end at it) and every one starting
+   * in [start, end]. One lookup and one range walk.
+   */
+  private window(start: number, end: number): Segment[] {
+    const out: Segment[] = [];
+    const before = this.segs.getPairOrNextLower(start - 1)?.[1];
+    if (before && before.end >= start) out.push(before);
+    this.segs.forRange(start, end, true, (_k: number, s: Segment) => {
+      out.push(s);
+    });
+    return out;
+  }
+
+  /**
+   * Replaces the extents of `old` with `next` (coalesced first): extents
+   * keeping their start are updated in place, so the common case of a
+   * page joining its neighbour costs no tree update at all.
+   */
+  private rewrite(old: readonly Segment[], next: Segment[]): void {
+    const merged: Segment[] = [];
+    for (const s of next) {
+      const last = merged[merged.length - 1];
+      if (last && last.end === s.start && last.count === s.count) last.end = s.end;
+      else merged.push(s);
+    }
+    const byStart = new Map<number, Segment>();
+    for (const s of old) byStart.set(s.start, s);
+    for (const s of merged) {
+      const kept = byStart.get(s.start);
+      if (kept) {
+        kept.end = s.end;
+        kept.count = s.count;
+        byStart.delete(s.start);
+      } else this.segs.set(s.start, { start: s.start, end: s.end, count: s.count });
+    }
+    for (const k of byStart.keys()) this.segs.delete(k);
+  }
+
+  /** Adds one charge to every frame of [start, end); returns the pages that were already charged. */
+  add(start: number, end: number): number {
+    const old = this.window(start, end);
+    const next: Segment[] = [];
+    let cursor = start;
+    let already = 0;
+    for (const s of old) {
+      if (s.start >= end && cursor < end) {
+        next.push({ start: cursor, end, count: 1 });
+        cursor = end;
+      }
+      if (s.end <= start || s.start >= end) {
+        next.push({ start: s.start, end: s.end, count: s.count });
+        continue;
+      }
+      if (s.start < start) next.push({ start: s.start, end: start, count: s.count });
+      if (s.start > cursor) next.push({ start: cursor, end: s.start, count: 1 });
+      const from = Math.max(s.start, start);
+      const to = Math.min(s.end, end);
+      next.push({ start: from, end: to, count: s.count + 1 });
+      already += to - from;
+      cursor = to;
+      if (s.end > end) next.push({ start: end, end: s.end, count: s.count });
+    }
+    if (cursor < end) next.push({ start: cursor, end, count: 1 });
+    this.rewrite(old, next);
+    this.duplicatePages += already;
+    return already;
+  }
+
+  /** Removes one charge from every frame of [start, end); frames not charged are left alone. */
+  remove(start: number, end: number): void {
+    const old = this.window(start, end);
+    const next: Segment[] = [];
+    for (const s of old) {
+      if (s.end <= start || s.start >= end) {
+        next.push({ start: s.start, end: s.end, count: s.count });
+        continue;
+      }
+      if (s.start < start) next.push({ start: s.start, end: start, count: s.count });
+      const from = Math.max(s.start, start);
+      const to = Math.min(s.end, end);
+      if (s.count > 1) {
+        this.duplicatePages -= to - from;
+        next.push({ start: from, end: to, count: s.count - 1 });
+      }
+      if (s.end > end) next.push({ start: end, end: s.end, count: s.count });
+    }
+    this.rewrite(old, next);
+  }
+
+  get segments(): number {
+    return this.segs.size;
+  }
+
+  *saved(high: bigint): Generator<[bigint, bigint, number]> {
+    for (const s of this.segs.values()) yield [(high << 64n) | BigInt(s.start), (high << 64n) | BigInt(s.end), s.count];
+  }
+
+  restore(start: number, end: number, count: number): void {
+    this.segs.set(start, { start, end, count });
+  }
+}
+
+const LOW = (1n << 64n) - 1n;
+
 export class FrameLedger {
-  /** Sorted, non-overlapping, count >= 1. */
-  private segs: Segment[] = [];
+  private spaces = new Map<bigint, FrameSpace>();
   /** Pages charged beyond the first charge of their frame: sum of (count - 1) * pages. */
   duplicatePages = 0;
 
-  private lowerBound(addr: bigint): number {
-    let lo = 0;
-    let hi = this.segs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.segs[mid]!.end <= addr) lo = mid + 1;
-      else hi = mid;
+  private space(high: bigint): FrameSpace {
+    let sp = this.spaces.get(high);
+    if (!sp) {
+      sp = new FrameSpace();
+      this.spaces.set(high, sp);
     }
-    return lo;
-  }
-
-  /** Splits segments so that `at` is a boundary. */
-  private split(at: bigint): void {
-    const i = this.lowerBound(at);
-    const s = this.segs[i];
-    if (s && s.start < at && s.end > at) {
-      this.segs.splice(i + 1, 0, { start: at, end: s.end, count: s.count });
-      s.end = at;
-    }
+    return sp;
   }
 
   /** Adds one charge to every frame of the span; returns the pages that were already charged. */
   add(span: FrameSpan): number {
-    const start = span.pfn;
-    const end = span.pfn + BigInt(span.pages);
-    this.split(start);
-    this.split(end);
-    let i = this.lowerBound(start);
-    let cursor = start;
-    let already = 0;
-    const inserts: { at: number; seg: Segment }[] = [];
-    while (cursor < end) {
-      const s = this.segs[i];
-      if (!s || s.start >= end) {
-        inserts.push({ at: i, seg: { start: cursor, end, count: 1 } });
-        break;
-      }
-      if (s.start > cursor) inserts.push({ at: i, seg: { start: cursor, end: s.start, count: 1 } });
-      s.count++;
-      already += Number(s.end - s.start);
-      cursor = s.end;
-      i++;
-    }
-    for (let k = inserts.length - 1; k >= 0; k--) this.segs.splice(inserts[k]!.at, 0, inserts[k]!.seg);
+    const start = Number(span.pfn & LOW);
+    const already = this.space(span.pfn >> 64n).add(start, start + span.pages);
     this.duplicatePages += already;
-    this.merge(start, end);
     return already;
   }
 
   /** Removes one charge from every frame of the span. */
   remove(span: FrameSpan): void {
-    const start = span.pfn;
-    const end = span.pfn + BigInt(span.pages);
-    this.split(start);
-    this.split(end);
-    let i = this.lowerBound(start);
-    while (i < this.segs.length && this.segs[i]!.start < end) {
-      const s = this.segs[i]!;
-      if (s.count > 1) this.duplicatePages -= Number(s.end - s.start);
-      s.count--;
-      if (s.count === 0) this.segs.splice(i, 1);
-      else i++;
-    }
-    this.merge(start, end);
-  }
-
-  /** Joins neighbours with equal counts around a changed range. */
-  private merge(start: bigint, end: bigint): void {
-    let i = Math.max(0, this.lowerBound(start) - 1);
-    while (i < this.segs.length - 1) {
-      const a = this.segs[i]!;
-      const b = this.segs[i + 1]!;
-      if (a.start > end) break;
-      if (a.end === b.start && a.count === b.count) {
-        a.end = b.end;
-        this.segs.splice(i + 1, 1);
-      } else i++;
-    }
+    const sp = this.space(span.pfn >> 64n);
+    const before = sp.duplicatePages;
+    const start = Number(span.pfn & LOW);
+    sp.remove(start, start + span.pages);
+    this.duplicatePages += sp.duplicatePages - before;
   }
 
   get segments(): number {
-    return this.segs.length;
+    let n = 0;
+    for (const sp of this.spaces.values()) n += sp.segments;
+    return n;
+  }
+
+  save(): SavedFrameLedger {
+    const segments: [bigint, bigint, number][] = [];
+    for (const [high, sp] of this.spaces) segments.push(...sp.saved(high));
+    return { segments, duplicatePages: this.duplicatePages };
+  }
+
+  static load(saved: SavedFrameLedger): FrameLedger {
+    const l = new FrameLedger();
+    for (const [start, end, count] of saved.segments) l.space(start >> 64n).restore(Number(start & LOW), Number(end - (start & ~LOW)), count);
+    l.duplicatePages = saved.duplicatePages;
+    return l;
   }
 }

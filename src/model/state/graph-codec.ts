@@ -3,21 +3,40 @@
  * Sets, shared references and cycles survive, and instances of registered
  * classes come back with their prototype. Objects with behaviour that are
  * not state (drivers, policies) are registered as externals and saved by
- * name. Anything unregistered is refused, so state can never be saved
- * half-way.
+ * name. A class whose fields are not plain state (an index built on a
+ * library's tree) registers its own save and load. Anything unregistered is
+ * refused, so state can never be saved half-way.
  */
 type Ctor = abstract new (...args: never[]) => object;
+
+/** How a class with its own encoding turns into plain state and back. */
+export interface CustomCodec<T extends object, D> {
+  save(o: T): D;
+  load(d: D): T;
+}
+
+type AnyCodec = CustomCodec<object, unknown>;
 
 export class GraphRegistry {
   private readonly byName = new Map<string, Ctor>();
   private readonly byProto = new Map<object, string>();
   private readonly externals = new Map<string, object>();
   private readonly externalNames = new Map<object, string>();
+  private readonly codecs = new Map<string, AnyCodec>();
 
   cls(name: string, ctor: Ctor): this {
     this.byName.set(name, ctor);
     this.byProto.set(ctor.prototype as object, name);
     return this;
+  }
+
+  custom<T extends object, D>(name: string, ctor: abstract new (...args: never[]) => T, codec: CustomCodec<T, D>): this {
+    this.codecs.set(name, codec as unknown as AnyCodec);
+    return this.cls(name, ctor);
+  }
+
+  codec(name: string): AnyCodec | undefined {
+    return this.codecs.get(name);
   }
 
   external(name: string, value: object): this {
@@ -50,7 +69,8 @@ type Node =
   | { k: 'a'; v: Encoded[] }
   | { k: 'm'; v: [Encoded, Encoded][] }
   | { k: 's'; v: Encoded[] }
-  | { k: 'x'; n: string };
+  | { k: 'x'; n: string }
+  | { k: 'c'; c: string; v: Encoded };
 
 export interface EncodedGraph {
   root: Encoded;
@@ -100,6 +120,13 @@ export function encodeGraph(root: unknown, reg: GraphRegistry): EncodedGraph {
     if (proto !== Object.prototype && proto !== null) {
       const name = reg.nameOfProto(proto);
       if (!name) throw new Error(`Cannot save state: ${path} is an instance of unregistered class ${(proto.constructor as { name?: string }).name}`);
+      const codec = reg.codec(name);
+      if (codec) {
+        const custom: Node = { k: 'c', c: name, v: null };
+        nodes.push(custom);
+        custom.v = enc(codec.save(o), `${path}.saved`);
+        return { $r: id };
+      }
       node.c = name;
     }
     nodes.push(node);
@@ -125,6 +152,7 @@ export function decodeGraph(g: EncodedGraph, reg: GraphRegistry): unknown {
         if (!v) throw new Error(`Cannot restore state: unknown external ${n.n}`);
         return v;
       }
+      case 'c':
       case 'o': {
         if (!n.c) return {};
         const ctor = reg.ctor(n.c);
@@ -155,8 +183,17 @@ export function decodeGraph(g: EncodedGraph, reg: GraphRegistry): unknown {
         for (const [k, x] of Object.entries(n.f)) (s as Record<string, unknown>)[k] = dec(x);
         break;
       case 'x':
+      case 'c':
         break;
     }
   });
+  // Custom-encoded objects last, innermost first, once their saved state is whole.
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i]!;
+    if (n.k !== 'c') continue;
+    const codec = reg.codec(n.c);
+    if (!codec) throw new Error(`Cannot restore state: unknown class ${n.c}`);
+    Object.assign(shells[i] as object, codec.load(dec(n.v)));
+  }
   return dec(g.root);
 }

@@ -16,6 +16,7 @@ import { Process } from '../memory/process.js';
 import { DifferentialReplay } from '../replay/differential.js';
 import { CollectingSink, Replayer } from '../replay/replayer.js';
 import { DmaList } from '../type1/dma-list.js';
+import { VpfnList } from '../type1/vpfn-list.js';
 import { Domain } from '../type1/domain.js';
 import { TYPE1_CHARGING, VfioIommu } from '../type1/vfio-iommu.js';
 import { Container, GroupState, VfioCore } from '../vfio/core.js';
@@ -29,12 +30,13 @@ export const MODEL_REGISTRY = new GraphRegistry()
   .cls('Topology', Topology)
   .cls('Process', Process)
   .cls('AddressSpace', AddressSpace)
-  .cls('FrameLedger', FrameLedger)
+  .custom('FrameLedger', FrameLedger, { save: (l) => l.save(), load: FrameLedger.load })
   .cls('VfioCore', VfioCore)
   .cls('Container', Container)
   .cls('GroupState', GroupState)
   .cls('VfioIommu', VfioIommu)
   .cls('DmaList', DmaList)
+  .cls('VpfnList', VpfnList)
   .cls('Domain', Domain)
   .cls('PageTable', PageTable)
   .cls('UpstreamType1', UpstreamType1)

@@ -98,11 +98,14 @@ export function checkType1Invariants(
     }
   }
   for (const d of dmas) {
-    for (const at of d.vpfns.keys()) {
-      if (at < d.iova || at >= d.iova + d.size) {
-        env.report('PIN_OUTSIDE_DMA', `Pinned page iova ${hex(at)} lies outside its mapping iova ${hex(d.iova)} size ${hex(d.size)}`, {
-          iova: hex(at),
-        });
+    const held = d.vpfns.bounds();
+    if (held && (held.lo < d.iova || held.hi >= d.end)) {
+      for (const at of d.vpfns.keys()) {
+        if (at < d.iova || at >= d.end) {
+          env.report('PIN_OUTSIDE_DMA', `Pinned page iova ${hex(at)} lies outside its mapping iova ${hex(d.iova)} size ${hex(d.size)}`, {
+            iova: hex(at),
+          });
+        }
       }
     }
     const want = expectedCharge(d);

@@ -39,7 +39,7 @@ export function splitDma(iommu: VfioIommu, dma: VfioDma, at: bigint): VfioDma {
   // Each half keeps the charge of its own pages (none when the policy charges nothing).
   const ownPages = high.iommuMapped
     ? runSpans(high.runs).reduce((n, sp) => n + sp.pages, 0)
-    : [...high.vpfns.values()].filter((v) => !v.reserved).length;
+    : high.vpfns.unreserved;
   const highTotal = Math.min(ownPages, dma.chargedDirect + dma.chargedPins);
   high.chargedDirect = Math.min(dma.chargedDirect, highTotal);
   high.chargedPins = highTotal - high.chargedDirect;

@@ -4,6 +4,7 @@
  */
 import type { FrameSpan } from '../memory/frame-ledger.js';
 import type { Bytes, Iova, Pfn, Vaddr } from '../units.js';
+import { VpfnList } from './vpfn-list.js';
 
 /** Frames pinned for an IOMMU-mapped vfio_dma, as extents. */
 export interface DmaRun {
@@ -38,7 +39,7 @@ export interface VfioDma {
   /** Pinned frames while iommuMapped, sorted by offset. */
   runs: DmaRun[];
   /** pfn_list: externally pinned pages by iova. */
-  vpfns: Map<bigint, Vpfn>;
+  vpfns: VpfnList;
   /** Pages of this mapping charged to the task's locked_vm for the IOMMU mapping. */
   chargedDirect: number;
   /** Pages of this mapping charged to the task's locked_vm for external pins. */
@@ -64,7 +65,7 @@ export function newDma(fields: Pick<VfioDma, 'iova' | 'vaddr' | 'size' | 'prot' 
     iommuMapped: false,
     vaddrInvalid: false,
     runs: [],
-    vpfns: new Map(),
+    vpfns: new VpfnList(),
     chargedDirect: 0,
     chargedPins: 0,
     seq: fields.seq,

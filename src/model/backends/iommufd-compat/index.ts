@@ -129,7 +129,7 @@ export class IommufdCompat implements IommuBackend {
     // Once per mapping, as type1, or nothing for a CAP_IPC_LOCK mapper.
     checkType1Invariants(this.iommu, range, (dma) => {
       if (!IOMMUFD_CHARGING.accounts(dma)) return 0;
-      return dma.iommuMapped ? chargeablePages(dma) : [...dma.vpfns.values()].filter((v) => !v.reserved).length;
+      return dma.iommuMapped ? chargeablePages(dma) : dma.vpfns.unreserved;
     });
   }
 

@@ -120,8 +120,7 @@ export class RfcV5Type1 implements IommuBackend {
     for (const f of m.pfnList.values()) {
       if (!f.reserved) this.uncharge(m, f.pid, f.pfn, f.refCount);
     }
-    m.pfnList.clear();
-    m.pins.clear();
+    m.clear();
   }
 
   release(): void {
@@ -179,9 +178,7 @@ export class RfcV5Type1 implements IommuBackend {
               if (dma.iommuMapped || m.pins.has(at)) again++;
               this.charge(m, dma.pid, run.pfn);
             }
-            const f = m.pfnList.get(run.pfn);
-            if (f) f.refCount++;
-            else m.pfnList.set(run.pfn, { pfn: run.pfn, refCount: 1, reserved: run.reserved, pid: dma.pid });
+            m.addRef(run.pfn, run.reserved, dma.pid);
             const rec = m.pins.get(at);
             if (rec) rec.count++;
             else m.pins.set(at, { pfn: run.pfn, count: 1, orphanReported: false });
@@ -211,8 +208,7 @@ export class RfcV5Type1 implements IommuBackend {
     const f = m.pfnList.get(rec.pfn);
     if (!f) return;
     if (!f.reserved) this.uncharge(m, f.pid, f.pfn, 1);
-    f.refCount--;
-    if (f.refCount === 0) m.pfnList.delete(rec.pfn);
+    m.dropRef(f);
     rec.count--;
     if (rec.count === 0) m.pins.delete(at);
   }
@@ -241,8 +237,7 @@ export class RfcV5Type1 implements IommuBackend {
     checkType1Invariants(this.iommu, range, (dma) => (dma.iommuMapped ? chargeablePages(dma) : 0));
     const m = this.mediated;
     if (!m) return;
-    let refs = 0;
-    for (const f of m.pfnList.values()) if (!f.reserved) refs += f.refCount;
+    const refs = m.chargeableRefs;
     let charged = 0;
     for (const n of m.chargedByPid.values()) charged += n;
     if (refs !== charged) {

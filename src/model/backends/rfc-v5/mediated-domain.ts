@@ -32,4 +32,28 @@ export class MediatedDomain {
   readonly pins = new Map<bigint, PinRecord>();
   /** Pages charged per pid by pin calls. */
   readonly chargedByPid = new Map<number, number>();
+  /** References to non-reserved frames in pfnList: what the pin calls must have charged. */
+  chargeableRefs = 0;
+
+  /** One more reference to a frame, listing it on its first. */
+  addRef(pfn: Pfn, reserved: boolean, pid: number): void {
+    const f = this.pfnList.get(pfn);
+    if (f) f.refCount++;
+    else this.pfnList.set(pfn, { pfn, refCount: 1, reserved, pid });
+    if (!reserved) this.chargeableRefs++;
+  }
+
+  /** One reference fewer, unlisting the frame on its last. */
+  dropRef(f: PinnedFrame): void {
+    f.refCount--;
+    if (f.refCount === 0) this.pfnList.delete(f.pfn);
+    if (!f.reserved) this.chargeableRefs--;
+  }
+
+  /** Every frame unlisted and every pin forgotten. */
+  clear(): void {
+    this.pfnList.clear();
+    this.pins.clear();
+    this.chargeableRefs = 0;
+  }
 }

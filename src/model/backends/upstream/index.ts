@@ -60,7 +60,7 @@ export class UpstreamType1 implements IommuBackend {
     // Charged once per container: the pinned pages of an IOMMU-mapped
     // mapping, or else its non-reserved vpfns.
     checkType1Invariants(this.iommu, range, (dma) =>
-      dma.iommuMapped ? chargeablePages(dma) : [...dma.vpfns.values()].filter((v) => !v.reserved).length,
+      dma.iommuMapped ? chargeablePages(dma) : dma.vpfns.unreserved,
     );
   }
 
