@@ -1,8 +1,10 @@
 /**
  * An IOMMU domain's page table as extents: each entry maps a run of IOVA
- * pages to a run of contiguous frames with one prot. Its cost follows the
- * number of runs mapped, never the bytes.
+ * pages to a run of contiguous frames with one prot. Entries live in a B+
+ * tree keyed by iova, so its cost follows the number of runs mapped, never
+ * the bytes, and a map or unmap costs O(log n) in the runs.
  */
+import { BTree, compareBigint } from '../common/btree.js';
 import type { Iova, Pfn } from '../units.js';
 
 export interface PtEntry {
@@ -18,9 +20,14 @@ interface Entry extends PtEntry {
   end: bigint;
 }
 
+/** A saved page table. */
+export interface SavedPageTable {
+  pageShift: bigint;
+  entries: PtEntry[];
+}
+
 export class PageTable {
-  /** Sorted by iova, non-overlapping. */
-  private entries: Entry[] = [];
+  private tree = new BTree<bigint, Entry>(undefined, compareBigint);
   private mappedPages = 0;
 
   constructor(private readonly pageShift: bigint) {}
@@ -30,41 +37,30 @@ export class PageTable {
   }
 
   get size(): number {
-    return this.entries.length;
+    return this.tree.size;
   }
 
-  all(): readonly PtEntry[] {
-    return this.entries;
-  }
-
-  private endOf(e: Entry): bigint {
-    return e.end;
-  }
-
-  /** Index of the first entry whose end is above `addr`. */
-  private lowerBound(addr: bigint): number {
-    let lo = 0;
-    let hi = this.entries.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.endOf(this.entries[mid]!) <= addr) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+  /** The entries overlapping [iova, end), in order. */
+  private overlapping(iova: bigint, end: bigint): Entry[] {
+    const out: Entry[] = [];
+    const below = this.tree.getPairOrNextLower(iova)?.[1];
+    if (below && below.end > iova && below.iova < end) out.push(below);
+    this.tree.forRange(iova, end, false, (k: bigint, e: Entry) => {
+      if (k !== below?.iova) out.push(e);
+    });
+    return out;
   }
 
   /** iommu_map: fails (-EEXIST in the drivers) if any page is already mapped. */
   map(iova: Iova, pages: number, pfn: Pfn, prot: number): boolean {
     const end = iova + (BigInt(pages) << this.pageShift);
-    const i = this.lowerBound(iova);
-    const next = this.entries[i];
-    if (next && next.iova < end) return false;
-    const prev = this.entries[i - 1];
+    if (this.overlapping(iova, end).length > 0) return false;
+    const prev = this.tree.nextLowerPair(iova)?.[1];
     if (prev && prev.end === iova && prev.prot === prot && prev.pfn + BigInt(prev.pages) === pfn) {
       prev.pages += pages;
       prev.end = end;
     } else {
-      this.entries.splice(i, 0, { iova, pages, pfn, prot, end });
+      this.tree.set(iova, { iova, pages, pfn, prot, end });
     }
     this.mappedPages += pages;
     return true;
@@ -73,26 +69,20 @@ export class PageTable {
   /** iommu_unmap of [iova, iova + size): returns the pages unmapped. */
   unmap(iova: Iova, size: bigint): number {
     const end = iova + size;
-    const i = this.lowerBound(iova);
-    let j = i;
-    const keep: Entry[] = [];
     let removed = 0;
-    while (j < this.entries.length && this.entries[j]!.iova < end) {
-      const e = this.entries[j]!;
-      const eEnd = this.endOf(e);
+    for (const e of this.overlapping(iova, end)) {
       const cutStart = e.iova > iova ? e.iova : iova;
-      const cutEnd = eEnd < end ? eEnd : end;
+      const cutEnd = e.end < end ? e.end : end;
       removed += Number((cutEnd - cutStart) >> this.pageShift);
+      this.tree.delete(e.iova);
       if (e.iova < iova) {
-        keep.push({ iova: e.iova, pages: Number((iova - e.iova) >> this.pageShift), pfn: e.pfn, prot: e.prot, end: iova });
+        this.tree.set(e.iova, { iova: e.iova, pages: Number((iova - e.iova) >> this.pageShift), pfn: e.pfn, prot: e.prot, end: iova });
       }
-      if (eEnd > end) {
+      if (e.end > end) {
         const skip = (end - e.iova) >> this.pageShift;
-        keep.push({ iova: end as Iova, pages: Number((eEnd - end) >> this.pageShift), pfn: (e.pfn + skip) as Pfn, prot: e.prot, end: eEnd });
+        this.tree.set(end, { iova: end as Iova, pages: Number((e.end - end) >> this.pageShift), pfn: (e.pfn + skip) as Pfn, prot: e.prot, end: e.end });
       }
-      j++;
     }
-    this.entries.splice(i, j - i, ...keep);
     this.mappedPages -= removed;
     return removed;
   }
@@ -100,20 +90,23 @@ export class PageTable {
   /** Entries overlapping [iova, iova + size), clipped to it. */
   entriesIn(iova: Iova, size: bigint): PtEntry[] {
     const end = iova + size;
-    const out: PtEntry[] = [];
-    for (let i = this.lowerBound(iova); i < this.entries.length; i++) {
-      const e = this.entries[i]!;
-      if (e.iova >= end) break;
-      const eEnd = this.endOf(e);
+    return this.overlapping(iova, end).map((e) => {
       const s = e.iova > iova ? e.iova : iova;
-      const t = eEnd < end ? eEnd : end;
-      out.push({ iova: s as Iova, pages: Number((t - s) >> this.pageShift), pfn: (e.pfn + ((s - e.iova) >> this.pageShift)) as Pfn, prot: e.prot });
-    }
-    return out;
+      const t = e.end < end ? e.end : end;
+      return { iova: s as Iova, pages: Number((t - s) >> this.pageShift), pfn: (e.pfn + ((s - e.iova) >> this.pageShift)) as Pfn, prot: e.prot };
+    });
   }
 
-  restore(entries: PtEntry[]): void {
-    this.entries = entries.map((e) => ({ ...e, end: e.iova + (BigInt(e.pages) << this.pageShift) }));
-    this.mappedPages = this.entries.reduce((n, e) => n + e.pages, 0);
+  save(): SavedPageTable {
+    return { pageShift: this.pageShift, entries: this.tree.valuesArray().map(({ iova, pages, pfn, prot }) => ({ iova, pages, pfn, prot })) };
+  }
+
+  static load(saved: SavedPageTable): PageTable {
+    const pt = new PageTable(saved.pageShift);
+    for (const e of saved.entries) {
+      pt.tree.set(e.iova, { ...e, end: e.iova + (BigInt(e.pages) << saved.pageShift) });
+      pt.mappedPages += e.pages;
+    }
+    return pt;
   }
 }

@@ -1,78 +1,62 @@
 /**
  * The container's dma_list (an rb-tree in the kernel): vfio_dma entries
- * sorted by iova, non-overlapping. Lookups are binary searches.
+ * keyed by iova, non-overlapping, in a B+ tree, so a map or unmap costs
+ * O(log n) however many mappings the container holds.
  */
-import { type VfioDma, dmaEnd } from './vfio-dma.js';
+import { BTree, compareBigint } from '../common/btree.js';
+import type { VfioDma } from './vfio-dma.js';
 
 export class DmaList {
-  private items: VfioDma[] = [];
+  private tree = new BTree<bigint, VfioDma>(undefined, compareBigint);
 
   get count(): number {
-    return this.items.length;
+    return this.tree.size;
   }
 
-  all(): readonly VfioDma[] {
-    return this.items;
+  /** Every vfio_dma in iova order. */
+  all(): VfioDma[] {
+    return this.tree.valuesArray();
   }
 
-  /** Index of the first dma whose end is above `addr`. */
-  private lowerBound(addr: bigint): number {
-    let lo = 0;
-    let hi = this.items.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (dmaEnd(this.items[mid]!) <= addr) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+  /** The lowest dma ending above `addr`. */
+  private firstEndingAbove(addr: bigint): VfioDma | undefined {
+    const below = this.tree.getPairOrNextLower(addr)?.[1];
+    return below && below.end > addr ? below : this.tree.nextHigherPair(addr)?.[1];
   }
 
-  /** vfio_find_dma: any dma overlapping [start, start + size); size 0 finds the one containing start. */
+  /** vfio_find_dma: the lowest dma overlapping [start, start + size); size 0 finds the one containing start. */
   find(start: bigint, size: bigint): VfioDma | undefined {
-    const d = this.items[this.lowerBound(start)];
-    if (!d) return undefined;
+    const d = this.firstEndingAbove(start);
     const end = size === 0n ? start + 1n : start + size;
-    return d.iova < end ? d : undefined;
+    return d && d.iova < end ? d : undefined;
   }
 
-  /** vfio_find_dma_first_node: index of the first dma overlapping the range, or -1. */
-  firstIndex(start: bigint, size: bigint): number {
-    const i = this.lowerBound(start);
-    const d = this.items[i];
-    if (!d) return -1;
-    if (size !== 0n && d.iova >= start + size) return -1;
-    return i;
-  }
-
-  at(i: number): VfioDma | undefined {
-    return this.items[i];
-  }
-
-  indexOf(d: VfioDma): number {
-    const i = this.lowerBound(d.iova);
-    return this.items[i] === d ? i : -1;
+  /** The dma after `d` in iova order (rb_next). */
+  next(d: VfioDma): VfioDma | undefined {
+    return this.tree.nextHigherPair(d.iova)?.[1];
   }
 
   /** vfio_link_dma. */
   link(d: VfioDma): void {
-    this.items.splice(this.lowerBound(d.iova), 0, d);
+    this.tree.set(d.iova, d);
   }
 
   /** vfio_unlink_dma. */
   unlink(d: VfioDma): void {
-    const i = this.indexOf(d);
-    if (i >= 0) this.items.splice(i, 1);
+    if (this.tree.get(d.iova) === d) this.tree.delete(d.iova);
   }
 
   /** Dmas overlapping [start, start + size). */
   overlapping(start: bigint, size: bigint): VfioDma[] {
-    const out: VfioDma[] = [];
     const end = start + size;
-    for (let i = this.lowerBound(start); i < this.items.length; i++) {
-      const d = this.items[i]!;
-      if (d.iova >= end) break;
-      out.push(d);
-    }
+    const out: VfioDma[] = [];
+    for (let d = this.firstEndingAbove(start); d && d.iova < end; d = this.next(d)) out.push(d);
     return out;
+  }
+
+  static load(dmas: readonly VfioDma[]): DmaList {
+    const l = new DmaList();
+    for (const d of dmas) l.link(d);
+    return l;
   }
 }

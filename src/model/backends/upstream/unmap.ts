@@ -58,13 +58,11 @@ export function unmapDma(iommu: VfioIommu, arg: UnmapDmaArg, onPins: Outstanding
 
   const end = iova + size;
   let unmapped = 0n;
-  let i = iommu.dmaList.firstIndex(iova, size);
+  let dma = iommu.dmaList.find(iova, size);
   const invalidated: VfioDma[] = [];
   let walkedTo = all ? end : iova + size;
   const forced: { start: bigint; size: bigint }[] = [];
-  while (i >= 0) {
-    const dma = iommu.dmaList.at(i);
-    if (!dma || dma.iova >= end) break;
+  for (; dma && dma.iova < end; dma = iommu.dmaList.next(dma)) {
     // v1: a mapping that starts before iova stops the walk (success, maybe size 0).
     if (!iommu.v2 && iova > dma.iova) break;
     if (invalidateVaddr) {
@@ -80,7 +78,6 @@ export function unmapDma(iommu: VfioIommu, arg: UnmapDmaArg, onPins: Outstanding
       iommu.vaddrInvalidCount++;
       invalidated.push(dma);
       unmapped += dma.size;
-      i++;
       continue;
     }
     if (dma.vpfns.size > 0) {
