@@ -15,7 +15,7 @@
  * PINLEDGER_BENCH_SCALE (default 1) scales the trace lengths down for a
  * quick look (0.1 = a tenth).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,11 +41,37 @@ interface Row {
 const rows: Row[] = [];
 const log = (s: string) => process.stderr.write(s + '\n');
 
-function child(mode: string, file: string, backend?: string, db?: string): { events: number; seconds: number; max_rss_mb: number } {
+interface ChildResult {
+  events: number;
+  seconds: number;
+  max_rss_mb: number;
+}
+
+/** One measured run in its own process (its peak RSS is its own). */
+function child(mode: string, file: string, backend?: string, db?: string): Promise<ChildResult> {
   const args = [join(root, 'dist/bench/child.js'), mode, file, ...(backend ? [backend] : []), ...(db ? [db] : [])];
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (r.status !== 0) throw new Error(`bench child ${mode} ${file}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { events: number; seconds: number; max_rss_mb: number };
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as ChildResult) : reject(new Error(`bench child ${mode} ${file}: ${err}`))));
+  });
+}
+
+/** Runs the jobs two at a time, one per core of this 2-core machine; results in job order. */
+async function pool<T>(jobs: (() => Promise<T>)[], width = 2): Promise<T[]> {
+  const out: T[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      out[i] = await jobs[i]!();
+    }
+  };
+  await Promise.all(Array.from({ length: width }, worker));
+  return out;
 }
 
 async function gen(dir: string, w: Workload, events: number, extra: Partial<GenOptions> = {}): Promise<string> {
@@ -108,23 +134,35 @@ async function main(): Promise<void> {
     ['vgpu-churn', await gen(dir, 'vgpu-churn', n(5_000_000))],
     ['mixed', await gen(dir, 'mixed', n(1_000_000))],
   ];
+  // Every child of every workload, two at a time: the floor runs under the
+  // same load as the replays it is compared with.
+  const jobs: { w: Workload; file: string; mode: string; backend?: string }[] = [];
   for (const [w, file] of traces) {
-    const f = child('floor', file);
-    const floorRate = f.events / f.seconds;
-    rows.push({ measure: `floor ${w} (${f.events} events, ${Math.round(statSync(file).size / 1e6)} MB)`, value: Math.round(floorRate), unit: 'events/s' });
-    for (const b of BACKEND_NAMES) {
-      log(`replay ${w} ${b}...`);
-      const r = child('replay', file, b);
-      rows.push({ measure: `replay ${w} ${b}`, value: Math.round(r.events / r.seconds), unit: 'events/s', ratio: round(r.events / r.seconds / floorRate), target: `>= ${TARGETS.replay}` });
-      if (w === 'vgpu-churn' && b === 'upstream') rows.push({ measure: `peak RSS, replay of ${r.events} events`, value: r.max_rss_mb, unit: 'MB', target: `< ${TARGETS.rssMb}` });
-    }
-    log(`ingest ${w}...`);
-    const db = join(dir, `${w}.db`);
-    const g = child('ingest', file, 'upstream', db);
-    rows.push({ measure: `ingest ${w} upstream`, value: Math.round(g.events / g.seconds), unit: 'events/s', ratio: round(g.events / g.seconds / floorRate), target: `>= ${TARGETS.ingest}` });
-    if (w === 'vgpu-churn') rows.push({ measure: `peak RSS, ingest of ${g.events} events`, value: g.max_rss_mb, unit: 'MB', target: `< ${TARGETS.rssMb}` });
-    rmSync(db, { force: true });
+    jobs.push({ w, file, mode: 'floor' });
+    for (const b of BACKEND_NAMES) jobs.push({ w, file, mode: 'replay', backend: b });
+    jobs.push({ w, file, mode: 'ingest', backend: 'upstream' });
   }
+  const results = await pool(
+    jobs.map((j, i) => () => {
+      log(`${j.mode} ${j.w}${j.backend ? ' ' + j.backend : ''}...`);
+      return child(j.mode, j.file, j.backend, j.mode === 'ingest' ? join(dir, `${j.w}-${i}.db`) : undefined);
+    }),
+  );
+  let floorRate = 0;
+  jobs.forEach((j, i) => {
+    const r = results[i]!;
+    const rate = r.events / r.seconds;
+    if (j.mode === 'floor') {
+      floorRate = rate;
+      rows.push({ measure: `floor ${j.w} (${r.events} events, ${Math.round(statSync(j.file).size / 1e6)} MB)`, value: Math.round(rate), unit: 'events/s' });
+    } else if (j.mode === 'replay') {
+      rows.push({ measure: `replay ${j.w} ${j.backend}`, value: Math.round(rate), unit: 'events/s', ratio: round(rate / floorRate), target: `>= ${TARGETS.replay}` });
+      if (j.w === 'vgpu-churn' && j.backend === 'upstream') rows.push({ measure: `peak RSS, replay of ${r.events} events`, value: r.max_rss_mb, unit: 'MB', target: `< ${TARGETS.rssMb}` });
+    } else {
+      rows.push({ measure: `ingest ${j.w} upstream`, value: Math.round(rate), unit: 'events/s', ratio: round(rate / floorRate), target: `>= ${TARGETS.ingest}` });
+      if (j.w === 'vgpu-churn') rows.push({ measure: `peak RSS, ingest of ${r.events} events`, value: r.max_rss_mb, unit: 'MB', target: `< ${TARGETS.rssMb}` });
+    }
+  });
 
   log('mapping costs...');
   const small = mapCost(4096n, 10, 20000);

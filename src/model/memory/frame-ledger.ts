@@ -34,7 +34,7 @@ export type SavedFrameLedger = { segments: [bigint, bigint, number][]; duplicate
 /** One group's extents. */
 class FrameSpace {
   /** Non-overlapping extents by start, count >= 1. */
-  private segs = new BTree<number, Segment>();
+  private segs = new BTree<number, Segment>(undefined, (a: number, b: number) => a - b);
   /** Pages charged beyond the first charge of their frame, in this group. */
   duplicatePages = 0;
 
@@ -58,24 +58,26 @@ class FrameSpace {
    * keeping their start are updated in place, so the common case of a
    * page joining its neighbour costs no tree update at all.
    */
-  private rewrite(old: readonly Segment[], next: Segment[]): void {
+  private rewrite(old: Segment[], next: Segment[]): void {
     const merged: Segment[] = [];
     for (const s of next) {
       const last = merged[merged.length - 1];
       if (last && last.end === s.start && last.count === s.count) last.end = s.end;
       else merged.push(s);
     }
-    const byStart = new Map<number, Segment>();
-    for (const s of old) byStart.set(s.start, s);
+    // `old` is the few extents of one window: a scan beats a map.
+    const kept = new Array<boolean>(old.length).fill(false);
     for (const s of merged) {
-      const kept = byStart.get(s.start);
-      if (kept) {
-        kept.end = s.end;
-        kept.count = s.count;
-        byStart.delete(s.start);
+      const i = old.findIndex((o) => o.start === s.start);
+      if (i >= 0) {
+        old[i]!.end = s.end;
+        old[i]!.count = s.count;
+        kept[i] = true;
       } else this.segs.set(s.start, { start: s.start, end: s.end, count: s.count });
     }
-    for (const k of byStart.keys()) this.segs.delete(k);
+    old.forEach((o, i) => {
+      if (!kept[i]) this.segs.delete(o.start);
+    });
   }
 
   /** Adds one charge to every frame of [start, end); returns the pages that were already charged. */
