@@ -33,8 +33,8 @@ export class ModelEnv {
     return p;
   }
 
-  /** Frames charged again during the current event, by pid. */
-  private readonly sharedThisEvent = new Map<number, number>();
+  /** Processes charged during the current event: their ledgers say how many frames were charged again. */
+  private readonly chargedThisEvent = new Set<Process>();
   /** Pages reported as ACCT_DOUBLE_CHARGE during the current event. */
   private doubleThisEvent = 0;
 
@@ -53,13 +53,16 @@ export class ModelEnv {
    * frames is not reported again.
    */
   endEvent(): void {
-    if (this.sharedThisEvent.size === 0 && this.doubleThisEvent === 0) return;
+    if (this.chargedThisEvent.size === 0 && this.doubleThisEvent === 0) return;
     let double = this.doubleThisEvent;
-    for (const [pid, pages] of this.sharedThisEvent) {
+    for (const p of this.chargedThisEvent) {
+      const pid = p.pid;
+      const pages = p.frames.takeSharedAdded();
+      if (pages === 0) continue;
       const explained = Math.min(double, pages);
       double -= explained;
       const shared = pages - explained;
-      const total = this.process(pid).frames.duplicatePages;
+      const total = p.frames.duplicatePages;
       const high = this.sharedReported.get(pid) ?? 0;
       if (shared > 0 && total > high) {
         this.sharedReported.set(pid, total);
@@ -70,7 +73,7 @@ export class ModelEnv {
         );
       }
     }
-    this.sharedThisEvent.clear();
+    this.chargedThisEvent.clear();
     this.doubleThisEvent = 0;
   }
 
@@ -88,12 +91,11 @@ export class ModelEnv {
     if (pages === 0) return;
     const p = this.process(pid);
     if (sign > 0) {
-      let already = 0;
-      for (const s of spans) already += p.frames.add(s);
+      for (const s of spans) p.frames.add(s);
       p.charge(pages, true, this.pageShift);
       p.byCause.direct += causes.direct ?? 0;
       p.byCause.pins += causes.pins ?? 0;
-      if (already > 0) this.sharedThisEvent.set(pid, (this.sharedThisEvent.get(pid) ?? 0) + already);
+      this.chargedThisEvent.add(p);
       p.notePeak();
       return;
     }

@@ -41,6 +41,16 @@ describe('pinledger gen', () => {
     expect(r.lockedVm().peak.get(4242)).toBe(2097152 - 96 + 262144 + 32 + 64);
   });
 
+  it('vm-boot boots one VM by default and VMs one after another up to --events', async () => {
+    const starts = (f: string) => readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"op":"start"')).length;
+    const lines = (f: string) => readFileSync(f, 'utf8').trim().split('\n').length - 1;
+    const one = await toFile('vm-boot', { ...base, events: 0 });
+    expect(starts(one)).toBe(1);
+    const many = await toFile('vm-boot', { ...base, events: 3 * lines(one) });
+    expect(starts(many)).toBe(3);
+    expect(lines(many)).toBe(3 * lines(one));
+  });
+
   it('vm-boot maps terabytes as cheaply as gigabytes', async () => {
     const [t] = await replayFiles([await toFile('vm-boot', { ...base, ram: 4n << 40n, numa: 8 })], new Map([['upstream', BACKENDS.upstream!]]));
     expect(t!.replayers.get('upstream')!.lockedVm().peak.get(4242)).toBe(Number((4n << 40n) / 4096n) - 96 + 262144 + 96);

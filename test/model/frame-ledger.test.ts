@@ -13,11 +13,12 @@ describe('frame ledger', () => {
     add: fc.boolean(),
   });
 
-  it('counts duplicate pages exactly as a per-frame count does, and survives save and load', () => {
+  it('counts duplicate pages exactly as a per-frame count does, gathers adjacent pages, and survives save and load', () => {
     fc.assert(
       fc.property(fc.array(spanArb, { maxLength: 60 }), (ops) => {
         let l = new FrameLedger();
         const counts = new Map<bigint, number>();
+        let pendingShared = 0;
         for (const [i, op] of ops.entries()) {
           const pfn = op.group | BigInt(op.first);
           if (op.add) {
@@ -27,7 +28,12 @@ describe('frame ledger', () => {
               if (c > 0) want++;
               counts.set(pfn + BigInt(p), c + 1);
             }
-            expect(l.add({ pfn, pages: op.pages })).toBe(want);
+            l.add({ pfn, pages: op.pages });
+            pendingShared += want;
+            if (i % 3 === 0) {
+              expect(l.takeSharedAdded()).toBe(pendingShared);
+              pendingShared = 0;
+            }
           } else {
             for (let p = 0; p < op.pages; p++) {
               const c = counts.get(pfn + BigInt(p)) ?? 0;
@@ -39,6 +45,8 @@ describe('frame ledger', () => {
           for (const c of counts.values()) if (c > 1) dup += c - 1;
           expect(l.duplicatePages).toBe(dup);
           if (i % 7 === 6) {
+            expect(l.takeSharedAdded()).toBe(pendingShared);
+            pendingShared = 0;
             const back = decodeGraph(JSON.parse(JSON.stringify(encodeGraph(l, MODEL_REGISTRY))), MODEL_REGISTRY) as FrameLedger;
             expect(back).toBeInstanceOf(FrameLedger);
             expect(back.save()).toEqual(l.save());
@@ -58,10 +66,24 @@ describe('frame ledger', () => {
     );
   });
 
+  it('gathers page-by-page charges into one extent', () => {
+    const l = new FrameLedger();
+    for (let p = 0n; p < 16n; p++) l.add({ pfn: 100n + p, pages: 1 });
+    for (let p = 0n; p < 16n; p++) l.add({ pfn: 108n + p, pages: 1 });
+    expect(l.takeSharedAdded()).toBe(8);
+    expect(l.duplicatePages).toBe(8);
+    expect(l.segments).toBe(3);
+    for (let p = 0n; p < 24n; p++) l.remove({ pfn: 100n + p, pages: 1 });
+    expect(l.duplicatePages).toBe(0);
+    expect(l.segments).toBe(1);
+  });
+
   it('holds a span of 2^40 pages as one extent', () => {
     const l = new FrameLedger();
-    expect(l.add({ pfn: 0n, pages: 2 ** 40 })).toBe(0);
-    expect(l.add({ pfn: 2n ** 39n, pages: 1 })).toBe(1);
+    l.add({ pfn: 0n, pages: 2 ** 40 });
+    expect(l.takeSharedAdded()).toBe(0);
+    l.add({ pfn: 2n ** 39n, pages: 1 });
+    expect(l.takeSharedAdded()).toBe(1);
     expect(l.segments).toBe(3);
     l.remove({ pfn: 2n ** 39n, pages: 1 });
     expect(l.segments).toBe(1);

@@ -10,7 +10,7 @@ interface Args {
   seed: number;
   'trace-id'?: string;
   ram: string;
-  events: number;
+  events?: number;
   numa: number;
   hotplug: number;
   devices: number;
@@ -37,7 +37,7 @@ export const genCommand: CommandModule<object, Args> = {
       .option('seed', { type: 'number', default: 1 })
       .option('trace-id', { type: 'string', describe: 'default: gen/WORKLOAD-SEED' })
       .option('ram', { type: 'string', default: '4G', describe: 'guest RAM' })
-      .option('events', { type: 'number', default: 100000, describe: 'events for the churn workloads' })
+      .option('events', { type: 'number', describe: 'events: churn workloads default to 100000; vm-boot boots VMs one after another until this many (default: one boot)' })
       .option('numa', { type: 'number', default: 1, describe: 'vm-boot: NUMA nodes above 4 GiB' })
       .option('hotplug', { type: 'number', default: 0, describe: 'vm-boot: 1 GiB DIMMs hot-plugged' })
       .option('devices', { type: 'number', default: 1, describe: 'direct-assigned devices (viommu: one container each)' })
@@ -53,7 +53,7 @@ export const genCommand: CommandModule<object, Args> = {
         seed: a.seed,
         traceId: a['trace-id'] ?? `gen/${a.workload}-${a.seed}`,
         ram: parseSize(a.ram, '--ram'),
-        events: a.events,
+        events: a.events ?? (a.workload === 'vm-boot' ? 0 : 100000),
         numa: a.numa,
         hotplug: a.hotplug,
         devices: a.devices,

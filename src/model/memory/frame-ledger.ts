@@ -146,10 +146,28 @@ class FrameSpace {
 
 const LOW = (1n << 64n) - 1n;
 
+/** Charges or uncharges not yet applied: one contiguous run of one sign in one group. */
+interface PendingRun {
+  space: FrameSpace;
+  high: bigint;
+  start: number;
+  end: number;
+  sign: 1 | -1;
+}
+
+/**
+ * The ledger of one process. A pin call charges page by page; adjacent
+ * pages of one sign are gathered into one run and applied when anything
+ * else happens or anything is read, so sixteen pages cost one tree update.
+ * Gathering disjoint adjacent spans of one sign changes no count.
+ */
 export class FrameLedger {
   private spaces = new Map<bigint, FrameSpace>();
   /** Pages charged beyond the first charge of their frame: sum of (count - 1) * pages. */
-  duplicatePages = 0;
+  private duplicates = 0;
+  /** Pages found already charged by adds since the last take. */
+  private sharedAdded = 0;
+  private pending: PendingRun | undefined;
 
   private space(high: bigint): FrameSpace {
     let sp = this.spaces.get(high);
@@ -160,39 +178,75 @@ export class FrameLedger {
     return sp;
   }
 
-  /** Adds one charge to every frame of the span; returns the pages that were already charged. */
-  add(span: FrameSpan): number {
+  private queue(span: FrameSpan, sign: 1 | -1): void {
+    const high = span.pfn >> 64n;
     const start = Number(span.pfn & LOW);
-    const already = this.space(span.pfn >> 64n).add(start, start + span.pages);
-    this.duplicatePages += already;
-    return already;
+    const p = this.pending;
+    if (p && p.sign === sign && p.high === high && p.end === start) {
+      p.end += span.pages;
+      return;
+    }
+    this.flush();
+    this.pending = { space: this.space(high), high, start, end: start + span.pages, sign };
+  }
+
+  /** Applies the pending run. */
+  private flush(): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    const before = p.space.duplicatePages;
+    if (p.sign > 0) this.sharedAdded += p.space.add(p.start, p.end);
+    else p.space.remove(p.start, p.end);
+    this.duplicates += p.space.duplicatePages - before;
+  }
+
+  /** Adds one charge to every frame of the span. */
+  add(span: FrameSpan): void {
+    this.queue(span, 1);
   }
 
   /** Removes one charge from every frame of the span. */
   remove(span: FrameSpan): void {
-    const sp = this.space(span.pfn >> 64n);
-    const before = sp.duplicatePages;
-    const start = Number(span.pfn & LOW);
-    sp.remove(start, start + span.pages);
-    this.duplicatePages += sp.duplicatePages - before;
+    this.queue(span, -1);
+  }
+
+  /** Pages charged beyond the first charge of their frame. */
+  get duplicatePages(): number {
+    this.flush();
+    return this.duplicates;
+  }
+
+  /** Pages that adds found already charged since the last call (ACCT_SHARED_FRAMES). */
+  takeSharedAdded(): number {
+    this.flush();
+    const n = this.sharedAdded;
+    this.sharedAdded = 0;
+    return n;
   }
 
   get segments(): number {
+    this.flush();
     let n = 0;
     for (const sp of this.spaces.values()) n += sp.segments;
     return n;
   }
 
   save(): SavedFrameLedger {
+    this.flush();
     const segments: [bigint, bigint, number][] = [];
     for (const [high, sp] of this.spaces) segments.push(...sp.saved(high));
-    return { segments, duplicatePages: this.duplicatePages };
+    return { segments, duplicatePages: this.duplicates };
   }
 
   static load(saved: SavedFrameLedger): FrameLedger {
     const l = new FrameLedger();
-    for (const [start, end, count] of saved.segments) l.space(start >> 64n).restore(Number(start & LOW), Number(end - (start & ~LOW)), count);
-    l.duplicatePages = saved.duplicatePages;
+    for (const [start, end, count] of saved.segments) {
+      const sp = l.space(start >> 64n);
+      sp.restore(Number(start & LOW), Number(end - (start & ~LOW)), count);
+      sp.duplicatePages += (count - 1) * Number(end - start);
+    }
+    l.duplicates = saved.duplicatePages;
     return l;
   }
 }

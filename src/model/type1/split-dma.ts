@@ -32,8 +32,8 @@ export function splitDma(iommu: VfioIommu, dma: VfioDma, at: bigint): VfioDma {
   dma.runs = lowRuns;
   for (const [iova, v] of [...dma.vpfns]) {
     if (iova >= at) {
-      dma.vpfns.delete(iova);
-      high.vpfns.set(iova, v);
+      dma.vpfns.remove(iova, v);
+      high.vpfns.add(iova, v);
     }
   }
   // Each half keeps the charge of its own pages (none when the policy charges nothing).

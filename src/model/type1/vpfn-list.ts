@@ -29,9 +29,12 @@ export class VpfnList {
     return this.byIova.get(iova);
   }
 
-  set(iova: bigint, v: Vpfn): void {
-    this.delete(iova);
-    if (this.byIova.size === 0) {
+  /** Lists a vpfn for an iova not held (vfio_add_to_pfn_list). */
+  add(iova: bigint, v: Vpfn): void {
+    const before = this.byIova.size;
+    this.byIova.set(iova, v);
+    if (this.byIova.size === before) throw new Error(`vpfn at iova 0x${iova.toString(16)} is already listed`);
+    if (before === 0) {
       this.lo = iova;
       this.hi = iova;
       this.boundsStale = false;
@@ -39,17 +42,14 @@ export class VpfnList {
       if (iova < this.lo) this.lo = iova;
       if (iova > this.hi) this.hi = iova;
     }
-    this.byIova.set(iova, v);
     if (!v.reserved) this.nUnreserved++;
   }
 
-  delete(iova: bigint): boolean {
-    const v = this.byIova.get(iova);
-    if (v === undefined) return false;
-    this.byIova.delete(iova);
+  /** Unlists the vpfn `v` held at `iova` (vfio_remove_from_pfn_list). */
+  remove(iova: bigint, v: Vpfn): void {
+    if (!this.byIova.delete(iova)) return;
     if (!v.reserved) this.nUnreserved--;
     if (iova === this.lo || iova === this.hi) this.boundsStale = true;
-    return true;
   }
 
   keys(): IterableIterator<bigint> {

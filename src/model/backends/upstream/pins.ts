@@ -33,7 +33,7 @@ function pinPageExternal(iommu: VfioIommu, dma: VfioDma, at: bigint, doAccountin
     }
     iommu.chargePin(dma, { pfn: run.pfn, pages: 1 });
   }
-  dma.vpfns.set(at, { pfn: run.pfn as Pfn, refCount: 1, reserved: run.reserved });
+  dma.vpfns.add(at, { pfn: run.pfn as Pfn, refCount: 1, reserved: run.reserved });
   return 0;
 }
 
@@ -43,7 +43,7 @@ function unpinPageExternal(iommu: VfioIommu, dma: VfioDma, at: bigint, doAccount
   if (!v) return false;
   v.refCount--;
   if (v.refCount === 0) {
-    dma.vpfns.delete(at);
+    dma.vpfns.remove(at, v);
     if (doAccounting && !v.reserved) iommu.unchargePin(dma, { pfn: v.pfn, pages: 1 });
   }
   return true;
