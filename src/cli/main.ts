@@ -13,6 +13,7 @@ import { QueryError } from '../store/queries.js';
 import { reportCommand } from './commands/report.js';
 import { genCommand } from './commands/gen.js';
 import { importCommand } from './commands/import.js';
+import { labCommand } from './commands/lab.js';
 import { UsageError } from './usage-error.js';
 
 const DEFAULT_CONFIG = 'pinledger.config.json';
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
       .command(reportCommand)
       .command(genCommand)
       .command(importCommand)
+      .command(labCommand)
       // Options also come from PINLEDGER_* variables and a JSON config file.
       .env('PINLEDGER')
       .config('config', 'a JSON file of options, e.g. {"watch": "...", "db": "..."} (default ./pinledger.config.json if present)', (path) => JSON.parse(readFileSync(path, 'utf8')) as object)

@@ -1,0 +1,174 @@
+/**
+ * The lab's machine: a Debian kernel package unpacked into a cache (never
+ * installed), the static helper built from lab/helper, an initramfs of
+ * busybox, the vfio modules, the helper and the steps, and QEMU's q35 with
+ * an emulated Intel IOMMU (48-bit) and one e1000e per group, bound to
+ * vfio-pci by the init script. Software emulation (TCG): no KVM needed.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { cpioNewc, type CpioEntry } from './cpio.js';
+
+export const DEFAULT_KERNEL_PACKAGE = 'linux-image-amd64';
+export const GUEST_MEM_MIB = 3072;
+export const MACHINE = 'qemu q35 tcg, intel-iommu aw-bits=48, e1000e per group';
+
+const MODULES = [
+  'virt/lib/irqbypass.ko',
+  'drivers/vfio/vfio.ko',
+  'drivers/vfio/vfio_iommu_type1.ko',
+  'drivers/vfio/vfio_virqfd.ko',
+  'drivers/vfio/pci/vfio-pci-core.ko',
+  'drivers/vfio/pci/vfio-pci.ko',
+];
+
+export function labCache(): string {
+  const dir = process.env.PINLEDGER_LAB_CACHE ?? join(homedir(), '.cache', 'pinledger', 'lab');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export class LabError extends Error {}
+
+function run(cmd: string, args: string[], cwd?: string): string {
+  try {
+    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new LabError(`${cmd} ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
+  }
+}
+
+export interface Kernel {
+  package: string;
+  version: string;
+  vmlinuz: string;
+  modules: string;
+}
+
+/** The kernel image package a name resolves to (a metapackage names its image). */
+function imagePackage(name: string): string {
+  if (/^linux-image-\d/.test(name)) return name;
+  const deps = run('apt-cache', ['depends', '--no-recommends', '--no-suggests', name]);
+  const m = /Depends: (linux-image-\d[^\s]*)/.exec(deps);
+  if (!m) throw new LabError(`${name}: no kernel image package among its dependencies`);
+  return m[1]!;
+}
+
+/** Downloads and unpacks a Debian kernel image package into the cache, once. */
+export function fetchKernel(name: string = DEFAULT_KERNEL_PACKAGE): Kernel {
+  const pkg = imagePackage(name);
+  const dir = join(labCache(), pkg);
+  if (!existsSync(join(dir, 'boot'))) {
+    mkdirSync(dir, { recursive: true });
+    run('apt-get', ['download', pkg], dir);
+    const deb = readdirSync(dir).find((f) => f.endsWith('.deb'));
+    if (!deb) throw new LabError(`apt-get download ${pkg} left no .deb`);
+    run('dpkg-deb', ['-x', deb, '.'], dir);
+  }
+  const vmlinuz = readdirSync(join(dir, 'boot')).find((f) => f.startsWith('vmlinuz-'));
+  if (!vmlinuz) throw new LabError(`${pkg}: no vmlinuz in /boot`);
+  const version = vmlinuz.slice('vmlinuz-'.length);
+  return { package: pkg, version, vmlinuz: join(dir, 'boot', vmlinuz), modules: join(dir, 'lib', 'modules', version, 'kernel') };
+}
+
+/** The helper, built static with the host's gcc when its source is newer. */
+export function buildHelper(root: string): string {
+  const src = join(root, 'lab', 'helper', 'vfio-lab.c');
+  const bin = join(labCache(), 'vfio-lab');
+  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) run('gcc', ['-O2', '-Wall', '-static', '-o', bin, src]);
+  return bin;
+}
+
+const INIT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in MODULES; do insmod /lib/modules/$m.ko || echo "LAB-ERROR insmod $m"; done
+i=0; subst=""
+for d in /sys/bus/pci/devices/*; do
+  [ "$(cat $d/vendor):$(cat $d/device)" = "0x8086:0x10d3" ] || continue
+  n=$(basename $d)
+  [ -e $d/driver ] && echo $n > $d/driver/unbind
+  echo vfio-pci > $d/driver_override; echo $n > /sys/bus/pci/drivers_probe
+  g=$(basename $(readlink $d/iommu_group))
+  echo "DEV $i $n $g"
+  subst="-e s#@G$i\\([^0-9]\\|\\$\\)#$g\\1#g -e s#@D$i\\([^0-9]\\|\\$\\)#$n\\1#g $subst"
+  i=$((i+1))
+done
+echo "KERNEL $(uname -r)"
+for f in $(ls /steps | sort -n); do
+  echo "T $f"
+  sed $subst /steps/$f > /tmp/steps
+  /bin/vfio-lab /tmp/steps
+done
+echo LAB-DONE
+poweroff -f
+`;
+
+export interface GuestRun {
+  kernel: string;
+  devices: { index: number; name: string; group: number }[];
+  /** Helper output lines per trace index. */
+  outputs: string[][];
+  seconds: number;
+}
+
+/** Boots the guest once and runs each steps file in its own helper process, in order. */
+export async function runGuest(root: string, kernel: Kernel, stepFiles: string[][], devices: number): Promise<GuestRun> {
+  const helper = buildHelper(root);
+  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+  if (!busybox) throw new LabError('busybox is needed (apt-get install busybox-static)');
+  const entries: CpioEntry[] = [
+    { path: 'bin' },
+    { path: 'dev' },
+    { path: 'proc' },
+    { path: 'sys' },
+    { path: 'tmp' },
+    { path: 'lib' },
+    { path: 'lib/modules' },
+    { path: 'steps' },
+    { path: 'init', data: Buffer.from(INIT.replace('MODULES', MODULES.map((m) => m.split('/').pop()!.replace(/\.ko$/, '')).join(' '))), mode: 0o100755 },
+    { path: 'bin/busybox', data: readFileSync(busybox), mode: 0o100755 },
+    { path: 'bin/vfio-lab', data: readFileSync(helper), mode: 0o100755 },
+    ...MODULES.map((m) => ({ path: `lib/modules/${m.split('/').pop()!}`, data: readFileSync(join(kernel.modules, m)) })),
+    ...stepFiles.map((s, i) => ({ path: `steps/${i}`, data: Buffer.from(s.join('\n') + '\n') })),
+  ];
+  const initrd = join(labCache(), `initrd-${process.pid}.gz`);
+  writeFileSync(initrd, cpioNewc(entries));
+  const args = [
+    '-machine', 'q35,kernel-irqchip=split', '-accel', 'tcg', '-m', String(GUEST_MEM_MIB), '-smp', '1',
+    '-device', 'intel-iommu,intremap=on,aw-bits=48',
+    ...Array.from({ length: Math.max(1, devices) }, () => ['-device', 'e1000e,romfile=']).flat(),
+    '-net', 'none', '-nographic', '-no-reboot', '-kernel', kernel.vmlinuz, '-initrd', initrd,
+    '-append', 'console=ttyS0 intel_iommu=on quiet panic=-1',
+  ];
+  const t0 = Date.now();
+  const text = await new Promise<string>((resolve, reject) => {
+    const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => q.kill('SIGKILL'), 600_000);
+    q.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    q.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    q.on('error', (e) => reject(new LabError(`qemu-system-x86_64: ${e.message} (apt-get install qemu-system-x86)`)));
+    q.on('close', () => {
+      clearTimeout(timer);
+      if (!out.includes('LAB-DONE')) reject(new LabError(`the lab guest did not finish:\n${(out + err).slice(-3000)}`));
+      else resolve(out);
+    });
+  });
+  const run: GuestRun = { kernel: '', devices: [], outputs: stepFiles.map(() => []), seconds: (Date.now() - t0) / 1000 };
+  let current = -1;
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.replace(/^.*?(?=(DEV|KERNEL|T|R|LAB-ERROR) )/, '');
+    let m: RegExpExecArray | null;
+    if ((m = /^DEV (\d+) (\S+) (\d+)/.exec(line))) run.devices.push({ index: Number(m[1]), name: m[2]!, group: Number(m[3]) });
+    else if ((m = /^KERNEL (\S+)/.exec(line))) run.kernel = m[1]!;
+    else if ((m = /^T (\d+)/.exec(line))) current = Number(m[1]);
+    else if (line.startsWith('R ') && current >= 0) run.outputs[current]!.push(line);
+    else if (line.startsWith('LAB-ERROR')) throw new LabError(line);
+  }
+  return run;
+}

@@ -1,0 +1,71 @@
+/**
+ * `pinledger lab run`: plans every trace, refuses what cannot run before
+ * booting, boots the guest once for the rest, and returns each runnable
+ * trace as observed by the real kernel.
+ */
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { parseTraceText } from '../trace/line-parser.js';
+import { fetchKernel, GUEST_MEM_MIB, MACHINE, runGuest, LabError } from './guest.js';
+import { observedTrace, parseResult, type StepResult } from './observe.js';
+import { planTrace, type LabPlan } from './plan.js';
+
+type Json = Record<string, unknown>;
+
+export interface LabOutcome {
+  file: string;
+  /** The observed trace, or why the trace was not run. */
+  observed?: Json[];
+  refused?: string;
+}
+
+export interface LabReport {
+  kernel?: string;
+  kernelPackage?: string;
+  bootSeconds?: number;
+  outcomes: LabOutcome[];
+}
+
+function readText(file: string): string {
+  const raw = readFileSync(file);
+  return (file.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8');
+}
+
+export async function labRun(root: string, files: string[], kernelName?: string): Promise<LabReport> {
+  const outcomes: LabOutcome[] = [];
+  const runnable: { file: string; objects: Json[]; plan: LabPlan }[] = [];
+  for (const file of files) {
+    const text = readText(file);
+    parseTraceText(text, file); // a bad trace is a TraceError naming file, line and field
+    const objects = text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Json);
+    const p = planTrace(objects, { guestMemBytes: BigInt(GUEST_MEM_MIB - 512) << 20n });
+    if (p.ok) runnable.push({ file, objects, plan: p.plan });
+    else outcomes.push({ file, refused: p.reason });
+  }
+  if (runnable.length === 0) return { outcomes };
+  const kernel = fetchKernel(kernelName);
+  const devices = Math.max(...runnable.map((r) => r.plan.groups.length));
+  const guest = await runGuest(root, kernel, runnable.map((r) => r.plan.steps), devices);
+  runnable.forEach((r, i) => {
+    const results = new Map<number, StepResult>();
+    for (const line of guest.outputs[i]!) {
+      const res = parseResult(line);
+      if (!res) continue;
+      // The helper's own setup (seq 0, memory a MAP_DMA needs) must work, or nothing after it means anything.
+      if ((res.seq === 0 || r.objects.find((o) => o.seq === res.seq)?.type === 'mmap') && res.ret < 0) {
+        throw new LabError(`${r.file}: the guest could not set up memory at step ${res.seq} (errno ${-res.ret})`);
+      }
+      results.set(res.seq, res);
+    }
+    const groups = r.plan.groups.map((trace, k) => {
+      const d = guest.devices.find((x) => x.index === k);
+      if (!d) throw new LabError(`the guest has no device ${k} for group ${trace}`);
+      return { trace, guest: d.group, device: d.name };
+    });
+    outcomes.push({
+      file: r.file,
+      observed: observedTrace(r.objects, results, { kernel: guest.kernel, kernelPackage: kernel.package, machine: MACHINE, groups }),
+    });
+  });
+  return { kernel: guest.kernel, kernelPackage: kernel.package, bootSeconds: guest.seconds, outcomes };
+}
