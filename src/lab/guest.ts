@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { cpioNewc, type CpioEntry } from './cpio.js';
 
 export const DEFAULT_KERNEL_PACKAGE = 'linux-image-amd64';
-export const GUEST_MEM_MIB = 3072;
+export const GUEST_MEM_MIB = 6144;
 export const MACHINE = 'qemu q35 tcg, intel-iommu aw-bits=48, e1000e per group';
 
 const MODULES = [

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { parseTraceText } from '../trace/line-parser.js';
+import { TraceError } from '../trace/trace-error.js';
 import { fetchKernel, GUEST_MEM_MIB, MACHINE, runGuest, LabError } from './guest.js';
 import { observedTrace, parseResult, type StepResult } from './observe.js';
 import { planTrace, type LabPlan } from './plan.js';
@@ -36,7 +37,16 @@ export async function labRun(root: string, files: string[], kernelName?: string)
   const runnable: { file: string; objects: Json[]; plan: LabPlan }[] = [];
   for (const file of files) {
     const text = readText(file);
-    parseTraceText(text, file); // a bad trace is a TraceError naming file, line and field
+    try {
+      parseTraceText(text, file);
+    } catch (e) {
+      // A bad trace cannot run: refused with the reader's file, line and field.
+      if (e instanceof TraceError) {
+        outcomes.push({ file, refused: `bad trace: ${e.message}` });
+        continue;
+      }
+      throw e;
+    }
     const objects = text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Json);
     const p = planTrace(objects, { guestMemBytes: BigInt(GUEST_MEM_MIB - 512) << 20n });
     if (p.ok) runnable.push({ file, objects, plan: p.plan });
