@@ -15,14 +15,29 @@ export const DEFAULT_KERNEL_PACKAGE = 'linux-image-amd64';
 export const GUEST_MEM_MIB = 6144;
 export const MACHINE = 'qemu q35 tcg, intel-iommu aw-bits=48, e1000e per group';
 
-const MODULES = [
-  'virt/lib/irqbypass.ko',
-  'drivers/vfio/vfio.ko',
-  'drivers/vfio/vfio_iommu_type1.ko',
-  'drivers/vfio/vfio_virqfd.ko',
-  'drivers/vfio/pci/vfio-pci-core.ko',
-  'drivers/vfio/pci/vfio-pci.ko',
+/** The vfio modules in load order; vfio_virqfd is built into vfio from 6.2 on. */
+const MODULES: { path: string; optional?: boolean }[] = [
+  { path: 'virt/lib/irqbypass' },
+  { path: 'drivers/vfio/vfio' },
+  { path: 'drivers/vfio/vfio_iommu_type1' },
+  { path: 'drivers/vfio/vfio_virqfd', optional: true },
+  { path: 'drivers/vfio/pci/vfio-pci-core' },
+  { path: 'drivers/vfio/pci/vfio-pci' },
 ];
+
+/** The kernel's modules as the guest loads them: uncompressed (Debian xz-compresses them from 6.x). */
+function moduleFiles(kernel: Kernel): { name: string; data: Buffer }[] {
+  const out: { name: string; data: Buffer }[] = [];
+  for (const m of MODULES) {
+    const name = m.path.split('/').pop()!;
+    const plain = join(kernel.modules, `${m.path}.ko`);
+    const xz = `${plain}.xz`;
+    if (existsSync(plain)) out.push({ name, data: readFileSync(plain) });
+    else if (existsSync(xz)) out.push({ name, data: execFileSync('xz', ['-dc', xz], { maxBuffer: 1 << 28 }) });
+    else if (!m.optional) throw new LabError(`${kernel.package}: no ${m.path}.ko`);
+  }
+  return out;
+}
 
 export function labCache(): string {
   const dir = process.env.PINLEDGER_LAB_CACHE ?? join(homedir(), '.cache', 'pinledger', 'lab');
@@ -120,6 +135,7 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
   const helper = buildHelper(root);
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
   if (!busybox) throw new LabError('busybox is needed (apt-get install busybox-static)');
+  const modules = moduleFiles(kernel);
   const entries: CpioEntry[] = [
     { path: 'bin' },
     { path: 'dev' },
@@ -129,10 +145,10 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
     { path: 'lib' },
     { path: 'lib/modules' },
     { path: 'steps' },
-    { path: 'init', data: Buffer.from(INIT.replace('MODULES', MODULES.map((m) => m.split('/').pop()!.replace(/\.ko$/, '')).join(' '))), mode: 0o100755 },
+    { path: 'init', data: Buffer.from(INIT.replace('MODULES', modules.map((m) => m.name).join(' '))), mode: 0o100755 },
     { path: 'bin/busybox', data: readFileSync(busybox), mode: 0o100755 },
     { path: 'bin/vfio-lab', data: readFileSync(helper), mode: 0o100755 },
-    ...MODULES.map((m) => ({ path: `lib/modules/${m.split('/').pop()!}`, data: readFileSync(join(kernel.modules, m)) })),
+    ...modules.map((m) => ({ path: `lib/modules/${m.name}.ko`, data: m.data })),
     ...stepFiles.map((s, i) => ({ path: `steps/${i}`, data: Buffer.from(s.join('\n') + '\n') })),
   ];
   const initrd = join(labCache(), `initrd-${process.pid}.gz`);
