@@ -12,6 +12,13 @@
  *   SEQ open FD PATH               the file gets descriptor FD (dup2)
  *   SEQ close FD
  *   SEQ ioctl FD CMD [ARGS...]     CMD as vfio.h names it, see run_ioctl()
+ *   SEQ devopen GROUPFD NAME FD    VFIO_GROUP_GET_DEVICE_FD, as descriptor FD
+ *   SEQ pin FD IOVA NPAGE PROT     the test mdev driver pins (vfio_pin_pages)
+ *   SEQ unpin FD IOVA NPAGE        and unpins (vfio_unpin_pages)
+ *   SEQ pinlist FD PROT IOVA,...   a page list (the pre-5.19 API): one pin per
+ *                                  contiguous run, all undone if one fails
+ *   SEQ unpinlist FD IOVA,...
+ *   SEQ devclose FD
  * Output, one line per step:
  *   R SEQ RET VMLCK_KB [key=value ...]
  * RET is the ioctl's return value or -errno.
@@ -37,6 +44,15 @@
 #endif
 
 static char out[4096];
+
+/* The lab's test mdev driver (lab/mdev/pinledger_mdev.c). */
+struct pinledger_pin {
+	uint64_t iova;
+	uint32_t npage;
+	uint32_t prot;
+};
+#define PINLEDGER_PIN _IOW('P', 1, struct pinledger_pin)
+#define PINLEDGER_UNPIN _IOW('P', 2, struct pinledger_pin)
 
 static void outf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void outf(const char *fmt, ...)
@@ -231,6 +247,47 @@ static long step(char **a)
 		return close((int)num(a[1])) ? -errno : 0;
 	if (!strcmp(op, "ioctl"))
 		return run_ioctl((int)num(a[1]), a[2], a + 3);
+	if (!strcmp(op, "devopen")) {
+		char *args[] = { a[2], a[3], NULL };
+		return run_ioctl((int)num(a[1]), "VFIO_GROUP_GET_DEVICE_FD", args);
+	}
+	if (!strcmp(op, "pin") || !strcmp(op, "unpin")) {
+		struct pinledger_pin p = { .iova = num(a[2]), .npage = (uint32_t)num(a[3]), .prot = (uint32_t)num(a[4]) };
+		long r = ioctl((int)num(a[1]), !strcmp(op, "pin") ? PINLEDGER_PIN : PINLEDGER_UNPIN, &p);
+		return r < 0 ? -errno : r;
+	}
+	if (!strcmp(op, "pinlist") || !strcmp(op, "unpinlist")) {
+		int pin = !strcmp(op, "pinlist");
+		int fd = (int)num(a[1]);
+		char *list = a[pin ? 3 : 2];
+		struct pinledger_pin done[512];
+		int ndone = 0;
+		long total = 0;
+		for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+			uint64_t iova = num(tok);
+			if (ndone && done[ndone - 1].iova + ((uint64_t)done[ndone - 1].npage << 12) == iova) {
+				done[ndone - 1].npage++;
+				continue;
+			}
+			if (ndone == 512)
+				return -E2BIG;
+			done[ndone++] = (struct pinledger_pin){ .iova = iova, .npage = 1, .prot = pin ? (uint32_t)num(a[2]) : 0 };
+		}
+		for (int i = 0; i < ndone; i++) {
+			long r = ioctl(fd, pin ? PINLEDGER_PIN : PINLEDGER_UNPIN, &done[i]);
+			if (r < 0) {
+				r = -errno;
+				/* pin_unwind: release what this call pinned. */
+				for (int j = 0; pin && j < i; j++)
+					ioctl(fd, PINLEDGER_UNPIN, &done[j]);
+				return r;
+			}
+			total += r;
+		}
+		return total;
+	}
+	if (!strcmp(op, "devclose"))
+		return close((int)num(a[1])) ? -errno : 0;
 	return -EINVAL;
 }
 

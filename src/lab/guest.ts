@@ -6,7 +6,7 @@
  * vfio-pci by the init script. Software emulation (TCG): no KVM needed.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { cpioNewc, type CpioEntry } from './cpio.js';
@@ -23,6 +23,7 @@ const MODULES: { path: string; optional?: boolean }[] = [
   { path: 'drivers/vfio/vfio_virqfd', optional: true },
   { path: 'drivers/vfio/pci/vfio-pci-core' },
   { path: 'drivers/vfio/pci/vfio-pci' },
+  { path: 'drivers/vfio/mdev/mdev' },
 ];
 
 /** The kernel's modules as the guest loads them: uncompressed (Debian xz-compresses them from 6.x). */
@@ -97,6 +98,35 @@ export function buildHelper(root: string): string {
   return bin;
 }
 
+/**
+ * The lab's test mdev driver (lab/mdev), built against the kernel's Debian
+ * headers package, installed with apt-get when missing (headers only; the
+ * kernel itself is never installed).
+ */
+export function buildMdev(root: string, kernel: Kernel): Buffer {
+  const headers = `/usr/src/linux-headers-${kernel.version}`;
+  if (!existsSync(headers)) {
+    try {
+      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', `linux-headers-${kernel.version}`], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+    } catch (e) {
+      throw new LabError(`linux-headers-${kernel.version} is needed to build the test mdev driver: ${(e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e)}`);
+    }
+  }
+  const dir = join(labCache(), `mdev-${kernel.version}`);
+  const src = join(root, 'lab', 'mdev', 'pinledger_mdev.c');
+  const ko = join(dir, 'pinledger_mdev.ko');
+  if (!existsSync(ko) || statSync(ko).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'pinledger_mdev.c'), readFileSync(src));
+    writeFileSync(join(dir, 'Kbuild'), readFileSync(join(root, 'lab', 'mdev', 'Kbuild')));
+    run('make', ['-C', headers, `M=${dir}`, 'modules']);
+  }
+  return readFileSync(ko);
+}
+
 const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -112,6 +142,12 @@ for d in /sys/bus/pci/devices/*; do
   subst="-e s#@G$i\\([^0-9]\\|\\$\\)#$g\\1#g -e s#@D$i\\([^0-9]\\|\\$\\)#$n\\1#g $subst"
   i=$((i+1))
 done
+for u in $(cat /mdevs); do
+  echo $u > /sys/class/mdev_bus/pinledger/mdev_supported_types/pinledger-1/create || { echo "LAB-LOG $(ls /sys/class/mdev_bus/pinledger/mdev_supported_types/ 2>&1) $(ls /sys/class/mdev_bus/ 2>&1) $(dmesg | tail -5 | tr "\n" " ")"; echo "LAB-ERROR cannot create mdev $u"; }
+  g=$(basename $(readlink /sys/bus/mdev/devices/$u/iommu_group))
+  echo "MDEV $u $g"
+  subst="-e s#@M$u#$g#g $subst"
+done
 echo "KERNEL $(uname -r)"
 for f in $(ls /steps | sort -n); do
   echo "T $f"
@@ -125,17 +161,19 @@ poweroff -f
 export interface GuestRun {
   kernel: string;
   devices: { index: number; name: string; group: number }[];
+  mdevs: { uuid: string; group: number }[];
   /** Helper output lines per trace index. */
   outputs: string[][];
   seconds: number;
 }
 
 /** Boots the guest once and runs each steps file in its own helper process, in order. */
-export async function runGuest(root: string, kernel: Kernel, stepFiles: string[][], devices: number): Promise<GuestRun> {
+export async function runGuest(root: string, kernel: Kernel, stepFiles: string[][], devices: number, mdevs: string[]): Promise<GuestRun> {
   const helper = buildHelper(root);
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
   if (!busybox) throw new LabError('busybox is needed (apt-get install busybox-static)');
   const modules = moduleFiles(kernel);
+  if (mdevs.length > 0) modules.push({ name: 'pinledger_mdev', data: buildMdev(root, kernel) });
   const entries: CpioEntry[] = [
     { path: 'bin' },
     { path: 'dev' },
@@ -150,6 +188,7 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
     { path: 'bin/vfio-lab', data: readFileSync(helper), mode: 0o100755 },
     ...modules.map((m) => ({ path: `lib/modules/${m.name}.ko`, data: m.data })),
     ...stepFiles.map((s, i) => ({ path: `steps/${i}`, data: Buffer.from(s.join('\n') + '\n') })),
+    { path: 'mdevs', data: Buffer.from(mdevs.join('\n') + '\n') },
   ];
   const initrd = join(labCache(), `initrd-${process.pid}.gz`);
   writeFileSync(initrd, cpioNewc(entries));
@@ -171,20 +210,24 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
     q.on('error', (e) => reject(new LabError(`qemu-system-x86_64: ${e.message} (apt-get install qemu-system-x86)`)));
     q.on('close', () => {
       clearTimeout(timer);
+      rmSync(initrd, { force: true });
       if (!out.includes('LAB-DONE')) reject(new LabError(`the lab guest did not finish:\n${(out + err).slice(-3000)}`));
       else resolve(out);
     });
   });
-  const run: GuestRun = { kernel: '', devices: [], outputs: stepFiles.map(() => []), seconds: (Date.now() - t0) / 1000 };
+  const run: GuestRun = { kernel: '', devices: [], mdevs: [], outputs: stepFiles.map(() => []), seconds: (Date.now() - t0) / 1000 };
   let current = -1;
+  const log: string[] = [];
   for (const raw of text.split(/\r?\n/)) {
-    const line = raw.replace(/^.*?(?=(DEV|KERNEL|T|R|LAB-ERROR) )/, '');
+    const line = raw.replace(/^.*?(?=(DEV|MDEV|KERNEL|T|R|LAB-ERROR|LAB-LOG) )/, '');
     let m: RegExpExecArray | null;
     if ((m = /^DEV (\d+) (\S+) (\d+)/.exec(line))) run.devices.push({ index: Number(m[1]), name: m[2]!, group: Number(m[3]) });
+    else if ((m = /^MDEV (\S+) (\d+)/.exec(line))) run.mdevs.push({ uuid: m[1]!, group: Number(m[2]) });
     else if ((m = /^KERNEL (\S+)/.exec(line))) run.kernel = m[1]!;
     else if ((m = /^T (\d+)/.exec(line))) current = Number(m[1]);
     else if (line.startsWith('R ') && current >= 0) run.outputs[current]!.push(line);
-    else if (line.startsWith('LAB-ERROR')) throw new LabError(line);
+    else if (line.startsWith('LAB-LOG')) log.push(line.slice('LAB-LOG '.length));
+    else if (line.startsWith('LAB-ERROR')) throw new LabError([line, ...log].join('\n'));
   }
   return run;
 }

@@ -55,7 +55,9 @@ export async function labRun(root: string, files: string[], kernelName?: string)
   if (runnable.length === 0) return { outcomes };
   const kernel = fetchKernel(kernelName);
   const devices = Math.max(...runnable.map((r) => r.plan.groups.length));
-  const guest = await runGuest(root, kernel, runnable.map((r) => r.plan.steps), devices);
+  // Mediated-only traces still get one e1000e: the guest always has an IOMMU-backed device to offer.
+  const mdevs = [...new Set(runnable.flatMap((r) => r.plan.mdevs.map((m) => m.uuid)))];
+  const guest = await runGuest(root, kernel, runnable.map((r) => r.plan.steps), devices, mdevs);
   runnable.forEach((r, i) => {
     const results = new Map<number, StepResult>();
     for (const line of guest.outputs[i]!) {
@@ -72,6 +74,11 @@ export async function labRun(root: string, files: string[], kernelName?: string)
       if (!d) throw new LabError(`the guest has no device ${k} for group ${trace}`);
       return { trace, guest: d.group, device: d.name };
     });
+    for (const m of r.plan.mdevs) {
+      const g = guest.mdevs.find((x) => x.uuid === m.uuid);
+      if (!g) throw new LabError(`the guest did not create mdev ${m.uuid} for group ${m.group}`);
+      groups.push({ trace: m.group, guest: g.group, device: m.uuid });
+    }
     outcomes.push({
       file: r.file,
       observed: observedTrace(r.objects, results, { kernel: guest.kernel, kernelPackage: kernel.package, machine: MACHINE, groups }),

@@ -72,6 +72,11 @@ export function observedTrace(objects: Json[], results: Map<number, StepResult>,
       out.push(e);
       continue;
     }
+    if (e.type === 'device') {
+      // A device event has no result of its own in the format: only locked_vm.
+      out.push({ ...e, locked_vm: r.vmlckKb / pageKb });
+      continue;
+    }
     const o: Json = { ...e };
     delete o.ret;
     delete o.out;

@@ -2,10 +2,11 @@
  * From a trace to the steps the lab's helper (lab/helper/vfio-lab.c) runs
  * in the guest, or the reason it cannot run there. Pure: no I/O.
  *
- * Groups of the trace are numbered in order of first use and become the
- * guest's vfio-bound e1000e devices: `@G<i>` and `@D<i>` in a step are
- * the i-th device's group number and PCI name, filled in by the guest's
- * init once it has bound them.
+ * Physical groups of the trace are numbered in order of first use and
+ * become the guest's vfio-bound e1000e devices: `@G<i>` and `@D<i>` in a
+ * step are the i-th device's group number and PCI name. Mediated groups
+ * become devices of the lab's test mdev driver created with the trace's
+ * UUIDs: `@M<uuid>` is that device's group. The guest's init fills them in.
  */
 type Json = Record<string, unknown>;
 
@@ -15,6 +16,8 @@ export interface LabPlan {
   pid: number;
   /** Trace group ids, in the order of the guest devices standing in for them. */
   groups: number[];
+  /** Mediated devices (UUIDs) to create, with their trace group ids. */
+  mdevs: { uuid: string; group: number }[];
   /** Helper input lines. */
   steps: string[];
 }
@@ -69,6 +72,33 @@ export function planTrace(objects: Json[], limits: LabLimits): PlanResult {
   const described: [bigint, bigint][] = [];
   const dmaRanges: [bigint, bigint][] = [];
   let pinnedBytes = 0n;
+  const groupFd = new Map<number, number>();
+  const devFd = new Map<string, number>();
+  const closedDevs = new Set<string>();
+  const mdevs: { uuid: string; group: number }[] = [];
+  const mdevOf = (id: number): string => {
+    let m = mdevs.find((x) => x.group === id);
+    if (!m) {
+      m = { uuid: (topoGroups.find((g) => g.id === id)!.devices as string[])[0]!, group: id };
+      mdevs.push(m);
+    }
+    return m.uuid;
+  };
+  const pageShift = BigInt(Math.log2(Number(header.page_size ?? 4096)));
+  /** Pages each mediated device holds pinned (by the trace's own pins and unpins), with counts. */
+  const held = new Map<string, Map<bigint, number>>();
+  const hold = (dev: string, iova: bigint, npage: number, delta: number) => {
+    const pages = held.get(dev) ?? new Map<bigint, number>();
+    held.set(dev, pages);
+    for (let i = 0; i < npage; i++) {
+      const at = iova + (BigInt(i) << pageShift);
+      const n = (pages.get(at) ?? 0) + delta;
+      if (n > 0) pages.set(at, n);
+      else pages.delete(at);
+    }
+  };
+  /** Ranges the backend notified each device to unmap, until the unmap itself. */
+  const notified = new Map<string, [bigint, bigint][]>();
 
   for (const e of events) {
     const seq = e.seq as number;
@@ -95,9 +125,10 @@ export function planTrace(objects: Json[], limits: LabLimits): PlanResult {
         const m = /^\/dev\/vfio\/(\d+)$/.exec(path);
         if (m) {
           const id = Number(m[1]);
-          if (mediated.has(id)) return refuse(`seq ${seq}: group ${id} is a mediated group; the lab's test mdev driver is not in the guest yet`);
           fdGroup.set(e.fd as number, id);
-          steps.push(`${seq} open ${e.fd as number} /dev/vfio/@G${slot(id)}`);
+          groupFd.set(id, e.fd as number);
+          if (mediated.has(id)) steps.push(`${seq} open ${e.fd as number} /dev/vfio/@M${mdevOf(id)}`);
+          else steps.push(`${seq} open ${e.fd as number} /dev/vfio/@G${slot(id)}`);
         } else if (path === '/dev/vfio/vfio') steps.push(`${seq} open ${e.fd as number} ${path}`);
         else return refuse(`seq ${seq}: ${path} (iommufd device files are not in the lab guest)`);
         break;
@@ -108,6 +139,19 @@ export function planTrace(objects: Json[], limits: LabLimits): PlanResult {
       case 'ioctl': {
         const r = ioctlStep(e, fdGroup, slot, devGroup);
         if (typeof r !== 'string') return r;
+        if (e.cmd === 'VFIO_IOMMU_UNMAP_DMA' && !((e.arg as Json).flags as string[] | undefined)?.includes('VADDR')) {
+          const a = e.arg as Json;
+          const all = ((a.flags as string[] | undefined) ?? []).includes('ALL');
+          const s0 = all ? 0n : big(a.iova);
+          const t = all ? 1n << 64n : big(a.iova) + big(a.size);
+          for (const [dev, pages] of held) {
+            const inside = [...pages.keys()].filter((p) => p >= s0 && p < t);
+            if (inside.length === 0) continue;
+            if (closedDevs.has(dev)) return refuse(`seq ${seq}: the unmap reaches ${inside.length} pages ${dev} still holds after its close; no driver would answer the notification and the kernel would retry the unmap forever`);
+            return refuse(`seq ${seq}: ${dev}'s driver ignores the unmap notification for ${inside.length} pages (the kernel would BUG)`);
+          }
+          notified.clear();
+        }
         if (e.cmd === 'VFIO_IOMMU_MAP_DMA') {
           const a = e.arg as Json;
           dmaRanges.push([big(a.vaddr), big(a.vaddr) + big(a.size)]);
@@ -116,16 +160,52 @@ export function planTrace(objects: Json[], limits: LabLimits): PlanResult {
         steps.push(`${seq} ${r}`);
         break;
       }
-      case 'device':
+      case 'device': {
+        const dev = e.dev as string;
+        const group = devGroup.get(dev);
         // A direct-assigned device's open and close need nothing of the helper.
-        if (!devGroup.has(e.dev as string) || mediated.has(devGroup.get(e.dev as string)!)) {
-          return refuse(`seq ${seq}: device ${String(e.dev)} is a mediated device; the lab's test mdev driver is not in the guest yet`);
+        if (group === undefined || !mediated.has(group)) break;
+        if (e.op === 'open') {
+          const fd = groupFd.get(group);
+          if (fd === undefined) return refuse(`seq ${seq}: device ${dev} opened before its group ${group}`);
+          devFd.set(dev, 200 + devFd.size);
+          steps.push(`${seq} devopen ${fd} ${dev} ${devFd.get(dev)!}`);
+        } else {
+          steps.push(`${seq} devclose ${devFd.get(dev)!}`);
+          closedDevs.add(dev);
         }
         break;
+      }
       case 'pin':
-      case 'unpin':
-      case 'dma_unmap_notify':
-        return refuse(`seq ${seq}: ${e.type} needs the lab's test mdev driver, which is not in the guest yet`);
+      case 'unpin': {
+        const dev = e.dev as string;
+        const fd = devFd.get(dev);
+        if (fd === undefined) return refuse(`seq ${seq}: ${e.type} by ${dev}, which the trace has not opened`);
+        const prot = ((e.prot as string[] | undefined) ?? []).reduce((p, f) => p | (f === 'READ' ? 1 : f === 'WRITE' ? 2 : 0), 0);
+        const failed = e.ret !== undefined && (typeof e.ret === 'string' || (e.ret as number) < 0);
+        if (!('npage' in e)) {
+          // A page list (the pre-5.19 API): the helper pins it run by run and undoes all on failure.
+          const iovas = (e.iovas as string[]).map(big);
+          if (!failed) for (const at of iovas) hold(dev, at, 1, e.type === 'pin' ? 1 : -1);
+          const list = iovas.map(hx).join(',');
+          steps.push(e.type === 'pin' ? `${seq} pinlist ${fd} ${prot} ${list}` : `${seq} unpinlist ${fd} ${list}`);
+          break;
+        }
+        const iova = big(e.iova);
+        const npage = e.npage as number;
+        if (!failed) hold(dev, iova, npage, e.type === 'pin' ? 1 : -1);
+        // Unpins answering an unmap notification happen inside that unmap, through the driver's dma_unmap.
+        if (e.type === 'unpin' && notified.get(dev)?.some(([s0, t]) => iova >= s0 && iova < t)) break;
+        steps.push(e.type === 'pin' ? `${seq} pin ${fd} ${hx(iova)} ${npage} ${prot}` : `${seq} unpin ${fd} ${hx(iova)} ${npage}`);
+        break;
+      }
+      case 'dma_unmap_notify': {
+        const dev = e.dev as string;
+        const list = notified.get(dev) ?? [];
+        list.push([big(e.iova), big(e.iova) + big(e.size)]);
+        notified.set(dev, list);
+        break;
+      }
       default:
         return refuse(`seq ${seq}: event type ${String(e.type)}`);
     }
@@ -135,7 +215,7 @@ export function planTrace(objects: Json[], limits: LabLimits): PlanResult {
   }
   // Memory a MAP_DMA uses that no mmap describes is anonymous (TRACE-FORMAT): map it first.
   const pre = uncovered(dmaRanges, described).map(([s, t]) => `0 mmap ${hx(s)} ${hx(t - s)} anon`);
-  return { ok: true, plan: { traceId: header.trace_id as string, pid, groups, steps: [...pre, ...steps] } };
+  return { ok: true, plan: { traceId: header.trace_id as string, pid, groups, mdevs, steps: [...pre, ...steps] } };
 }
 
 function ioctlStep(e: Json, fdGroup: Map<number, number>, slot: (id: number) => number, devGroup: Map<string, number>): string | PlanResult {
