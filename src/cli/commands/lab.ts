@@ -27,7 +27,7 @@ export const labCommand: CommandModule<object, Args> = {
     y
       .positional('action', { choices: ['run'], demandOption: true })
       .positional('traces', { type: 'string', array: true, demandOption: true })
-      .option('kernel', { type: 'string', default: DEFAULT_KERNEL_PACKAGE, describe: "a Debian kernel image package, e.g. linux-image-6.1.0-50-amd64; unpacked into a cache, never installed" })
+      .option('kernel', { type: 'string', default: DEFAULT_KERNEL_PACKAGE, describe: "a Debian kernel image package, e.g. linux-image-6.12.95+deb12-amd64-unsigned (bookworm-backports); unpacked into a cache, never installed" })
       .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the observed trace (one TRACE) or a directory (several)' })
       .example('$0 lab run traces/samples/limit-overrun.jsonl -o observed.jsonl && $0 replay observed.jsonl', 'hold the model to Debian 12 kernel') as unknown as Argv<Args>,
   handler: async (a) => {
