@@ -74,9 +74,9 @@ async function pool<T>(jobs: (() => Promise<T>)[], width = 2): Promise<T[]> {
   return out;
 }
 
-async function gen(dir: string, w: Workload, events: number, extra: Partial<GenOptions> = {}): Promise<string> {
+async function gen(dir: string, w: Workload, events: number): Promise<string> {
   const file = join(dir, `${w}.jsonl`);
-  const o: GenOptions = { seed: 1, traceId: `bench/${w}`, ram: 16n << 30n, events, numa: 2, hotplug: 2, devices: 2, batch: 16, workingSet: 65536, memlock: 'unlimited', ...extra };
+  const o: GenOptions = { seed: 1, traceId: `bench/${w}`, ram: 16n << 30n, events, numa: 2, hotplug: 2, devices: 2, batch: 16, workingSet: 65536, memlock: 'unlimited' };
   await generate(w, o, fileSink(file));
   return file;
 }

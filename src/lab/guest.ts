@@ -50,7 +50,7 @@ export class LabError extends Error {}
 
 function run(cmd: string, args: string[], cwd?: string): string {
   try {
-    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new LabError(`${cmd} ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
@@ -107,12 +107,9 @@ export function buildMdev(root: string, kernel: Kernel): Buffer {
   const headers = `/usr/src/linux-headers-${kernel.version}`;
   if (!existsSync(headers)) {
     try {
-      execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', `linux-headers-${kernel.version}`], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      });
+      run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', `linux-headers-${kernel.version}`]);
     } catch (e) {
-      throw new LabError(`linux-headers-${kernel.version} is needed to build the test mdev driver: ${(e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e)}`);
+      throw new LabError(`linux-headers-${kernel.version} is needed to build the test mdev driver: ${(e as Error).message}`);
     }
   }
   const dir = join(labCache(), `mdev-${kernel.version}`);

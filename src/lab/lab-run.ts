@@ -55,16 +55,21 @@ export async function labRun(root: string, files: string[], kernelName?: string)
   if (runnable.length === 0) return { outcomes };
   const kernel = fetchKernel(kernelName);
   const devices = Math.max(...runnable.map((r) => r.plan.groups.length));
-  // Mediated-only traces still get one e1000e: the guest always has an IOMMU-backed device to offer.
   const mdevs = [...new Set(runnable.flatMap((r) => r.plan.mdevs.map((m) => m.uuid)))];
   const guest = await runGuest(root, kernel, runnable.map((r) => r.plan.steps), devices, mdevs);
   runnable.forEach((r, i) => {
+    const lines = guest.outputs[i]!;
+    // The helper answers every step, failed or not: fewer answers mean it died.
+    if (lines.length !== r.plan.steps.length) {
+      throw new LabError(`${r.file}: the helper answered ${lines.length} of ${r.plan.steps.length} steps (last: ${lines.at(-1) ?? 'none'})`);
+    }
+    const typeOf = new Map(r.objects.map((o) => [o.seq as number, o.type]));
     const results = new Map<number, StepResult>();
-    for (const line of guest.outputs[i]!) {
+    for (const line of lines) {
       const res = parseResult(line);
-      if (!res) continue;
+      if (!res) throw new LabError(`${r.file}: the helper wrote an unreadable result: ${line}`);
       // The helper's own setup (seq 0, memory a MAP_DMA needs) must work, or nothing after it means anything.
-      if ((res.seq === 0 || r.objects.find((o) => o.seq === res.seq)?.type === 'mmap') && res.ret < 0) {
+      if ((res.seq === 0 || typeOf.get(res.seq) === 'mmap') && res.ret < 0) {
         throw new LabError(`${r.file}: the guest could not set up memory at step ${res.seq} (errno ${-res.ret})`);
       }
       results.set(res.seq, res);

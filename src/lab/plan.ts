@@ -72,7 +72,6 @@ export function planTrace(objects: Json[], limits: LabLimits): PlanResult {
   const described: [bigint, bigint][] = [];
   const dmaRanges: [bigint, bigint][] = [];
   let pinnedBytes = 0n;
-  const groupFd = new Map<number, number>();
   const devFd = new Map<string, number>();
   const closedDevs = new Set<string>();
   const mdevs: { uuid: string; group: number }[] = [];
@@ -103,12 +102,13 @@ export function planTrace(objects: Json[], limits: LabLimits): PlanResult {
   for (const e of events) {
     const seq = e.seq as number;
     switch (e.type) {
-      case 'process':
+      case 'process': {
         if (e.op === 'exit') break;
         if (e.op !== 'start' && e.op !== 'setrlimit') return refuse(`seq ${seq}: process op ${String(e.op)}`);
-        if (e.cap_ipc_lock === true) steps.push(`${seq} limit ${e.memlock_limit === 'unlimited' || e.memlock_limit === undefined ? 'unlimited' : hx(big(e.memlock_limit))} keep`);
-        else steps.push(`${seq} limit ${e.memlock_limit === 'unlimited' || e.memlock_limit === undefined ? 'unlimited' : hx(big(e.memlock_limit))}`);
+        const limit = e.memlock_limit === 'unlimited' || e.memlock_limit === undefined ? 'unlimited' : hx(big(e.memlock_limit));
+        steps.push(`${seq} limit ${limit}${e.cap_ipc_lock === true ? ' keep' : ''}`);
         break;
+      }
       case 'mmap': {
         const backing = e.backing as string;
         if (backing === 'pfnmap') return refuse(`seq ${seq}: pfnmap memory (device MMIO) cannot be made in the lab guest`);
@@ -126,7 +126,6 @@ export function planTrace(objects: Json[], limits: LabLimits): PlanResult {
         if (m) {
           const id = Number(m[1]);
           fdGroup.set(e.fd as number, id);
-          groupFd.set(id, e.fd as number);
           if (mediated.has(id)) steps.push(`${seq} open ${e.fd as number} /dev/vfio/@M${mdevOf(id)}`);
           else steps.push(`${seq} open ${e.fd as number} /dev/vfio/@G${slot(id)}`);
         } else if (path === '/dev/vfio/vfio') steps.push(`${seq} open ${e.fd as number} ${path}`);
@@ -166,12 +165,14 @@ export function planTrace(objects: Json[], limits: LabLimits): PlanResult {
         // A direct-assigned device's open and close need nothing of the helper.
         if (group === undefined || !mediated.has(group)) break;
         if (e.op === 'open') {
-          const fd = groupFd.get(group);
+          const fd = [...fdGroup].find(([, g]) => g === group)?.[0];
           if (fd === undefined) return refuse(`seq ${seq}: device ${dev} opened before its group ${group}`);
           devFd.set(dev, 200 + devFd.size);
           steps.push(`${seq} devopen ${fd} ${dev} ${devFd.get(dev)!}`);
         } else {
-          steps.push(`${seq} devclose ${devFd.get(dev)!}`);
+          const fd = devFd.get(dev);
+          if (fd === undefined) return refuse(`seq ${seq}: device ${dev} closed but never opened`);
+          steps.push(`${seq} devclose ${fd}`);
           closedDevs.add(dev);
         }
         break;

@@ -29,7 +29,7 @@ interface Segment {
 }
 
 /** A saved ledger: [start, end, count] per extent, in order. */
-export type SavedFrameLedger = { segments: [bigint, bigint, number][]; duplicatePages: number };
+export type SavedFrameLedger = { segments: [bigint, bigint, number][] };
 
 /** One group's extents. */
 class FrameSpace {
@@ -141,6 +141,7 @@ class FrameSpace {
 
   restore(start: number, end: number, count: number): void {
     this.segs.set(start, { start, end, count });
+    this.duplicatePages += (count - 1) * (end - start);
   }
 }
 
@@ -163,8 +164,6 @@ interface PendingRun {
  */
 export class FrameLedger {
   private spaces = new Map<bigint, FrameSpace>();
-  /** Pages charged beyond the first charge of their frame: sum of (count - 1) * pages. */
-  private duplicates = 0;
   /** Pages found already charged by adds since the last take. */
   private sharedAdded = 0;
   private pending: PendingRun | undefined;
@@ -195,10 +194,8 @@ export class FrameLedger {
     const p = this.pending;
     if (!p) return;
     this.pending = undefined;
-    const before = p.space.duplicatePages;
     if (p.sign > 0) this.sharedAdded += p.space.add(p.start, p.end);
     else p.space.remove(p.start, p.end);
-    this.duplicates += p.space.duplicatePages - before;
   }
 
   /** Adds one charge to every frame of the span. */
@@ -211,10 +208,12 @@ export class FrameLedger {
     this.queue(span, -1);
   }
 
-  /** Pages charged beyond the first charge of their frame. */
+  /** Pages charged beyond the first charge of their frame: sum of (count - 1) * pages over every group. */
   get duplicatePages(): number {
     this.flush();
-    return this.duplicates;
+    let n = 0;
+    for (const sp of this.spaces.values()) n += sp.duplicatePages;
+    return n;
   }
 
   /** Pages that adds found already charged since the last call (ACCT_SHARED_FRAMES). */
@@ -236,17 +235,12 @@ export class FrameLedger {
     this.flush();
     const segments: [bigint, bigint, number][] = [];
     for (const [high, sp] of this.spaces) segments.push(...sp.saved(high));
-    return { segments, duplicatePages: this.duplicates };
+    return { segments };
   }
 
   static load(saved: SavedFrameLedger): FrameLedger {
     const l = new FrameLedger();
-    for (const [start, end, count] of saved.segments) {
-      const sp = l.space(start >> 64n);
-      sp.restore(Number(start & LOW), Number(end - (start & ~LOW)), count);
-      sp.duplicatePages += (count - 1) * Number(end - start);
-    }
-    l.duplicates = saved.duplicatePages;
+    for (const [start, end, count] of saved.segments) l.space(start >> 64n).restore(Number(start & LOW), Number(end - (start & ~LOW)), count);
     return l;
   }
 }

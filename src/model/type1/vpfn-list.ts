@@ -60,10 +60,6 @@ export class VpfnList {
     return this.byIova.values();
   }
 
-  entries(): IterableIterator<[bigint, Vpfn]> {
-    return this.byIova.entries();
-  }
-
   [Symbol.iterator](): IterableIterator<[bigint, Vpfn]> {
     return this.byIova.entries();
   }
