@@ -27,8 +27,19 @@ describe('samples in traces/samples', () => {
     expect(locked.peak.get(4242)).toBe(160);
     expect(codes).toEqual(['7:ACCT_LIMIT']);
     expect(r.findings[0]!.details.required_limit_bytes).toBe(String((160 + 524032) * 4096));
-    // The memlock answer covers what succeeded: the 160 pages of the first map.
-    expect(r.memlockRequired().get(4242)).toEqual({ bytes: 655360n, breakdown: { direct: 160, pins: 0, shared: 0 } });
+    // The memlock answer is the what-if with no limit: both maps, 160 + 524032 pages.
+    expect(r.memlockRequired().get(4242)).toEqual({ bytes: 2147090432n, breakdown: { direct: 524192, pins: 0, shared: 0 } });
+    expect(r.accounting().get(4242)).toEqual({
+      pid: 4242,
+      peakLockedVm: 160,
+      finalLockedVm: 0,
+      requiredPages: 524192,
+      breakdown: { direct: 524192, pins: 0, shared: 0 },
+      limit: 0x4000000n,
+      capIpcLock: false,
+      refusals: { count: 1, firstSeq: 7, firstEvent: 'VFIO_IOMMU_MAP_DMA', limit: 0x4000000n, capIpcLock: false },
+      vfioContainers: 1,
+    });
   });
 
   it('leak: a container released with 16 pages pinned by a vGPU leaves them charged', async () => {

@@ -7,11 +7,21 @@ import type { FindingCode, FindingSink } from './findings.js';
 import type { Topology } from './iommu/topology.js';
 import type { FrameSpan } from './memory/frame-ledger.js';
 import { type ChargeCause, Process } from './memory/process.js';
+import { Errno } from './errno.js';
+
+/**
+ * Whether RLIMIT_MEMLOCK refuses charges: `enforced` as the trace says, or
+ * `unlimited` in the what-if replay behind the memlock answer.
+ */
+export type MemlockRule = 'enforced' | 'unlimited';
 
 export class ModelEnv {
   readonly pageShift: bigint;
   readonly pageSize: bigint;
   readonly processes = new Map<number, Process>();
+  memlockRule: MemlockRule = 'enforced';
+  /** The pid whose charge RLIMIT_MEMLOCK refused during the current event (the replayer clears it). */
+  limitRefused: number | undefined;
 
   constructor(
     pageSize: number,
@@ -31,6 +41,26 @@ export class ModelEnv {
       this.processes.set(pid, p);
     }
     return p;
+  }
+
+  /**
+   * RLIMIT_MEMLOCK in pages for a charge to `p` (rlimit(RLIMIT_MEMLOCK) >>
+   * PAGE_SHIFT, as vfio_pin_pages_remote and vfio_pin_page_external read
+   * it); none in the what-if replay.
+   */
+  limitPages(p: Process): number {
+    return this.memlockRule === 'unlimited' ? Number.POSITIVE_INFINITY : p.limitPages(this.pageShift);
+  }
+
+  /**
+   * An operation refused because its charge would take `pid` past
+   * RLIMIT_MEMLOCK: ACCT_LIMIT, remembered for the event so the replayer
+   * can answer what the trace needed, and the kernel's -ENOMEM.
+   */
+  refuseOverLimit(pid: number, message: string, details: Record<string, unknown>): number {
+    this.limitRefused ??= pid;
+    this.report('ACCT_LIMIT', message, details);
+    return -Errno.ENOMEM;
   }
 
   /** Processes charged during the current event: their ledgers say how many frames were charged again. */
@@ -56,6 +86,7 @@ export class ModelEnv {
     if (this.chargedThisEvent.size === 0 && this.doubleThisEvent === 0) return;
     let double = this.doubleThisEvent;
     for (const p of this.chargedThisEvent) {
+      p.notePeak();
       const pid = p.pid;
       const pages = p.frames.takeSharedAdded();
       if (pages === 0) continue;
@@ -96,7 +127,6 @@ export class ModelEnv {
       p.byCause.direct += causes.direct ?? 0;
       p.byCause.pins += causes.pins ?? 0;
       this.chargedThisEvent.add(p);
-      p.notePeak();
       return;
     }
     for (const s of spans) p.frames.remove(s);

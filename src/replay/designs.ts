@@ -10,6 +10,16 @@ import type { IommuDriver } from '../model/vfio/driver.js';
 /** The design of the kernels captures come from: observed results are held against it. */
 export const CAPTURED_DESIGN = 'upstream';
 
+/**
+ * Designs in the order they are shown: the captured design first (its
+ * numbers are the headline and the exit status), then the comparisons in
+ * the order the model lists them.
+ */
+export function orderDesigns(names: readonly string[]): string[] {
+  const rank = (n: string) => (n === CAPTURED_DESIGN ? -1 : BACKEND_NAMES.indexOf(n) === -1 ? BACKEND_NAMES.length : BACKEND_NAMES.indexOf(n));
+  return [...names].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
 export type BackendSpec = string[] | 'auto';
 
 export class UnknownBackendError extends Error {

@@ -3,6 +3,7 @@
  * returns plain objects; the CLI formats them. All of them read through a
  * read-only connection, so they work while the daemon writes (WAL).
  */
+import { orderDesigns } from '../replay/designs.js';
 import type { Db } from './db.js';
 
 /** A question the store cannot answer as asked (unknown trace, a write in `sql`): exit status 2. */
@@ -82,11 +83,14 @@ export function listTraces(db: Db, opts: { status?: 'ok' | 'quarantined'; since?
 }
 
 /** The trace, or a QueryError that says what exists. */
-export function requireTrace(db: Db, traceId: string): { trace_id: string; backends: string[]; last_segment: number; last_seq: number; page_size: number } {
-  const row = db.prepare('SELECT trace_id, backends, last_segment, last_seq, page_size FROM traces WHERE trace_id = ?').get(traceId) as
-    | { trace_id: string; backends: string; last_segment: number; last_seq: number; page_size: number }
+export function requireTrace(
+  db: Db,
+  traceId: string,
+): { trace_id: string; backends: string[]; last_segment: number; last_seq: number; page_size: number; guest_memory: number | null } {
+  const row = db.prepare('SELECT trace_id, backends, last_segment, last_seq, page_size, guest_memory FROM traces WHERE trace_id = ?').get(traceId) as
+    | { trace_id: string; backends: string; last_segment: number; last_seq: number; page_size: number; guest_memory: number | null }
     | undefined;
-  if (row) return { ...row, backends: JSON.parse(row.backends) as string[] };
+  if (row) return { ...row, backends: orderDesigns(JSON.parse(row.backends) as string[]) };
   const names = (db.prepare('SELECT trace_id FROM traces ORDER BY trace_id LIMIT 11').all() as { trace_id: string }[]).map((r) => r.trace_id);
   const total = (db.prepare('SELECT count(*) AS n FROM traces').get() as { n: number }).n;
   const listed = names.slice(0, 10).join(', ');
@@ -151,9 +155,21 @@ export function listFindings(db: Db, f: FindingFilter): FindingRow[] {
 export interface AccountingRow {
   backend: string;
   pid: number;
+  /** Pages: the peak under the limit in force. */
   peak_locked_vm: number;
   final_locked_vm: number;
+  /** Bytes: the peak of the replay with RLIMIT_MEMLOCK unlimited (the what-if). */
   memlock_required: number;
+  /** Bytes: the limit in force, null when none applied (unlimited, or CAP_IPC_LOCK). */
+  memlock_limit: number | null;
+  cap_ipc_lock: boolean;
+  /** Bytes missing from the limit in force (0 when it was enough). */
+  memlock_short: number;
+  /** Operations refused because of RLIMIT_MEMLOCK (null: stored before schema 3, unknown). */
+  limit_refusals: number | null;
+  first_refusal: { seq: number; event: string } | null;
+  /** Containers the process attached groups to. */
+  containers: number;
   peak_by_cause: { direct: number; pins: number; shared: number };
   peak_seq: number | null;
   peak_event: unknown;
@@ -164,7 +180,8 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
   requireTrace(db, traceId);
   const rows = db
     .prepare(
-      `SELECT backend, pid, peak_locked_vm, final_locked_vm, memlock_required, peak_direct, peak_pins, peak_shared, peak_seq, peak_event
+      `SELECT backend, pid, peak_locked_vm, final_locked_vm, memlock_required, memlock_limit, cap_ipc_lock, memlock_short,
+              limit_refusals, first_refusal_seq, first_refusal_event, containers, peak_direct, peak_pins, peak_shared, peak_seq, peak_event
          FROM accounting WHERE trace_id = @trace AND (@pid IS NULL OR pid = @pid) AND (@backend IS NULL OR backend = @backend)
         ORDER BY backend, pid`,
     )
@@ -174,6 +191,13 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
     peak_locked_vm: number;
     final_locked_vm: number;
     memlock_required: number;
+    memlock_limit: number | null;
+    cap_ipc_lock: number;
+    memlock_short: number;
+    limit_refusals: number | null;
+    first_refusal_seq: number | null;
+    first_refusal_event: string | null;
+    containers: number;
     peak_direct: number;
     peak_pins: number;
     peak_shared: number;
@@ -181,12 +205,20 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
     peak_event: string | null;
   }[];
   const tl = db.prepare('SELECT seq, locked_vm FROM locked_vm WHERE trace_id = ? AND backend = ? AND pid = ? ORDER BY seq');
+  const rank = new Map(orderDesigns([...new Set(rows.map((r) => r.backend))]).map((b, i) => [b, i]));
+  rows.sort((a, b) => rank.get(a.backend)! - rank.get(b.backend)! || a.pid - b.pid);
   return rows.map((r) => ({
     backend: r.backend,
     pid: r.pid,
     peak_locked_vm: r.peak_locked_vm,
     final_locked_vm: r.final_locked_vm,
     memlock_required: r.memlock_required,
+    memlock_limit: r.memlock_limit,
+    cap_ipc_lock: r.cap_ipc_lock === 1,
+    memlock_short: r.memlock_short,
+    limit_refusals: r.limit_refusals,
+    first_refusal: r.first_refusal_seq === null || r.first_refusal_event === null ? null : { seq: r.first_refusal_seq, event: r.first_refusal_event },
+    containers: r.containers,
     peak_by_cause: { direct: r.peak_direct, pins: r.peak_pins, shared: r.peak_shared },
     peak_seq: r.peak_seq,
     peak_event: r.peak_event === null ? null : (JSON.parse(r.peak_event) as unknown),

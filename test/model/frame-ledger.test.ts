@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FrameLedger } from '../../src/model/memory/frame-ledger.js';
-import { MODEL_REGISTRY } from '../../src/model/state/registry.js';
+import { modelRegistry } from '../../src/model/state/registry.js';
 import { decodeGraph, encodeGraph } from '../../src/model/state/graph-codec.js';
 
 /** The ledger against a count per frame, over random charges and uncharges in two frame groups. */
@@ -47,7 +47,7 @@ describe('frame ledger', () => {
           if (i % 7 === 6) {
             expect(l.takeSharedAdded()).toBe(pendingShared);
             pendingShared = 0;
-            const back = decodeGraph(JSON.parse(JSON.stringify(encodeGraph(l, MODEL_REGISTRY))), MODEL_REGISTRY) as FrameLedger;
+            const back = decodeGraph(JSON.parse(JSON.stringify(encodeGraph(l, modelRegistry()))), modelRegistry()) as FrameLedger;
             expect(back).toBeInstanceOf(FrameLedger);
             expect(back.save()).toEqual(l.save());
             l = back;

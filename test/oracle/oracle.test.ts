@@ -127,9 +127,14 @@ function check(design: Design, start: Start, ops: Op[], cov: Coverage): void {
   const model = new Replayer(BACKENDS[design]!, {});
   model.beginSegment(h);
   const oracle = new PageModel(design);
+  // The memlock answer, computed independently: the reference model over the
+  // same trace with every RLIMIT_MEMLOCK unlimited, and its highest locked_vm.
+  const unlimited = new PageModel(design);
+  let needed = 0;
   for (const e of events) {
     const o = model.apply(e);
     const want = oracle.apply(e);
+    needed = Math.max(needed, unlimited.apply(e.type === 'process' && e.memlockLimit !== undefined ? { ...e, memlockLimit: 'unlimited' } : e).lockedVm);
     const got = {
       ret: o.ret,
       lockedVm: model.modelEnv!.processes.get(100)?.lockedVm ?? 0,
@@ -147,6 +152,9 @@ function check(design: Design, start: Start, ops: Op[], cov: Coverage): void {
       throw new Error(`${design} disagrees at seq ${e.seq} (${JSON.stringify(evs[e.seq - 1])}): model ${JSON.stringify(got)}, reference ${JSON.stringify(want)}\ntrace:\n${text}`);
     }
   }
+  const answer = model.accounting().get(100)?.requiredPages ?? 0;
+  if (answer !== needed) throw new Error(`${design}: memlock answer ${answer} pages, the reference with no limit peaks at ${needed}\ntrace:\n${text}`);
+  if (model.accounting().get(100)?.refusals) cov.WHAT_IF = (cov.WHAT_IF ?? 0) + 1;
 }
 
 const startArb: fc.Arbitrary<Start> = fc.record({
@@ -176,6 +184,7 @@ describe('the model against the page-granular reference model', () => {
         expect(cov[k] ?? 0, `${k} in ${JSON.stringify(cov)}`).toBeGreaterThan(10);
       }
       expect(cov.PIN_LEAK ?? 0, JSON.stringify(cov)).toBeGreaterThan(0);
+      expect(cov.WHAT_IF ?? 0, 'sequences whose memlock answer comes from the what-if').toBeGreaterThan(10);
       if (design === 'rfc-v5') expect(cov.ACCT_DOUBLE_CHARGE ?? 0).toBeGreaterThan(3);
     });
   }

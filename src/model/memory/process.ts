@@ -20,7 +20,12 @@ export interface ChargeBreakdown {
 export class Process {
   /** mm->locked_vm, in pages. */
   lockedVm = 0;
-  /** The highest locked_vm seen. */
+  /**
+   * The highest locked_vm seen between events: what a trace's `locked_vm`
+   * can observe. A charge an operation takes and gives back before it
+   * returns (a pin unwound after a later page fails) does not count: the
+   * operation fails either way.
+   */
   peakLockedVm = 0;
   /** Pages left charged by mappings that are gone (reported as ACCT_LEAK). */
   orphaned = 0;
@@ -33,6 +38,12 @@ export class Process {
   memlockLimit: MemlockLimit = 'unlimited';
   capIpcLock = false;
   comm: string | undefined;
+  /**
+   * Containers this process attached groups to: QEMU gives each device
+   * behind a vIOMMU its own container, so this is libvirt's per-device
+   * factor for the default memlock limit.
+   */
+  vfioContainers = 0;
   alive = true;
   readonly mm: AddressSpace;
 
@@ -49,7 +60,7 @@ export class Process {
     return Number(this.memlockLimit >> pageShift);
   }
 
-  /** Records a new peak with its breakdown; called after each charge. */
+  /** Records a new peak with its breakdown; called at the end of each event that charged. */
   notePeak(): void {
     if (this.lockedVm > this.peakLockedVm) {
       this.peakLockedVm = this.lockedVm;

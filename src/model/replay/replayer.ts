@@ -5,7 +5,7 @@
  * Pure: no I/O, no logging. Segments of one trace continue one another.
  */
 import { errnoName } from '../errno.js';
-import type { TraceEvent, TraceHeader } from '../events.js';
+import type { MemlockLimit, TraceEvent, TraceHeader } from '../events.js';
 import { ModelEnv } from '../env.js';
 import { FINDING_CODES, type Finding, type FindingCode, type FindingSink } from '../findings.js';
 import { Topology } from '../iommu/topology.js';
@@ -14,6 +14,7 @@ import { VfioCore } from '../vfio/core.js';
 import { defaultIommuUnit } from '../iommu/default-unit.js';
 import type { ChargeBreakdown } from '../memory/process.js';
 import { outDifferences } from './compare.js';
+import { cloneState } from '../state/snapshot.js';
 
 export interface Outcome {
   seq: number;
@@ -30,6 +31,49 @@ export interface ReplayOptions {
    * it are compared with each other instead (DESIGN_DIVERGENCE).
    */
   checkObserved?: boolean;
+  /** Check the invariants after every event (default true; the what-if replay does not). */
+  checkInvariants?: boolean;
+}
+
+/** The operations RLIMIT_MEMLOCK refused for one process, and the limit that refused the first. */
+export interface LimitRefusals {
+  count: number;
+  firstSeq: number;
+  /** The ioctl's uapi name, or the event type (`pin`). */
+  firstEvent: string;
+  limit: MemlockLimit;
+  capIpcLock: boolean;
+}
+
+/**
+ * What one process needed and had, under one design. `requiredPages` is
+ * the memlock answer: the peak locked_vm of the same trace replayed with
+ * RLIMIT_MEMLOCK unlimited (every operation the limit refused succeeds and
+ * everything after runs on that state), so the smallest limit under which
+ * the whole trace would have run. `peakLockedVm` is the peak under the
+ * limit in force. The limit is the one in force at the first refusal, or
+ * else at the end of the process (or its exit).
+ */
+export interface ProcessAccounting {
+  pid: number;
+  peakLockedVm: number;
+  finalLockedVm: number;
+  requiredPages: number;
+  /** What `requiredPages` is made of, at that peak. */
+  breakdown: ChargeBreakdown;
+  limit: MemlockLimit;
+  capIpcLock: boolean;
+  refusals: LimitRefusals | undefined;
+  vfioContainers: number;
+}
+
+/** What stays known of a process after its exit. */
+interface ExitedProcess {
+  peak: number;
+  breakdown: ChargeBreakdown;
+  limit: MemlockLimit;
+  capIpcLock: boolean;
+  vfioContainers: number;
 }
 
 export class CollectingSink implements FindingSink {
@@ -42,6 +86,14 @@ export class CollectingSink implements FindingSink {
 
 export class Replayer {
   private readonly sink = new CollectingSink();
+  /**
+   * The same trace with RLIMIT_MEMLOCK unlimited, forked at the first
+   * operation the limit refused: the memlock answer. None while the limit
+   * has refused nothing, so a trace that fits costs nothing more.
+   */
+  private whatIf: Replayer | undefined;
+  /** Per pid, the operations RLIMIT_MEMLOCK refused. */
+  private readonly refusals = new Map<number, LimitRefusals>();
   private env: ModelEnv | undefined;
   private core: VfioCore | undefined;
   private header: TraceHeader | undefined;
@@ -52,7 +104,7 @@ export class Replayer {
 
   constructor(
     readonly driver: IommuDriver,
-    private readonly options: ReplayOptions = {},
+    private options: ReplayOptions = {},
   ) {}
 
   /** Reports a finding against the current event from outside the model (differential replay). */
@@ -66,13 +118,45 @@ export class Replayer {
    * peak charge), and what that peak was made of.
    */
   memlockRequired(): Map<number, { bytes: bigint; breakdown: ChargeBreakdown }> {
-    const out = new Map<number, { bytes: bigint; breakdown: ChargeBreakdown }>();
     const pageSize = this.env?.pageSize ?? 4096n;
-    for (const [pid, v] of this.exited) out.set(pid, { bytes: BigInt(v.peak) * pageSize, breakdown: v.breakdown });
+    const out = new Map<number, { bytes: bigint; breakdown: ChargeBreakdown }>();
+    for (const [pid, v] of (this.whatIf ?? this).peaks()) out.set(pid, { bytes: BigInt(v.pages) * pageSize, breakdown: v.breakdown });
+    return out;
+  }
+
+  /** Each process's peak locked_vm in this replay and what it was made of, exited ones included. */
+  private peaks(): Map<number, { pages: number; breakdown: ChargeBreakdown }> {
+    const out = new Map<number, { pages: number; breakdown: ChargeBreakdown }>();
+    for (const [pid, v] of this.exited) out.set(pid, { pages: v.peak, breakdown: v.breakdown });
     for (const p of this.env?.processes.values() ?? []) {
       const prev = out.get(p.pid);
-      const bytes = BigInt(p.peakLockedVm) * pageSize;
-      if (!prev || bytes >= prev.bytes) out.set(p.pid, { bytes, breakdown: p.peakBreakdown });
+      if (!prev || p.peakLockedVm >= prev.pages) out.set(p.pid, { pages: p.peakLockedVm, breakdown: p.peakBreakdown });
+    }
+    return out;
+  }
+
+  /** Per process: the peak under the limit in force, the memlock answer, the limit and what it refused. */
+  accounting(): Map<number, ProcessAccounting> {
+    const { current, peak } = this.lockedVm();
+    const required = (this.whatIf ?? this).peaks();
+    const out = new Map<number, ProcessAccounting>();
+    for (const [pid, pages] of peak) {
+      const live = this.env?.processes.get(pid);
+      const gone = this.exited.get(pid);
+      const refusals = this.refusals.get(pid);
+      const need = required.get(pid);
+      out.set(pid, {
+        pid,
+        peakLockedVm: pages,
+        finalLockedVm: current.get(pid) ?? 0,
+        requiredPages: Math.max(need?.pages ?? 0, pages),
+        breakdown: need?.breakdown ?? { direct: 0, pins: 0, shared: 0 },
+        limit: refusals?.limit ?? live?.memlockLimit ?? gone?.limit ?? 'unlimited',
+        capIpcLock: refusals?.capIpcLock ?? live?.capIpcLock ?? gone?.capIpcLock ?? false,
+        refusals,
+        // A state saved before this field existed restores without it.
+        vfioContainers: Math.max(live?.vfioContainers || 0, gone?.vfioContainers || 0),
+      });
     }
     return out;
   }
@@ -126,12 +210,43 @@ export class Replayer {
     this.events++;
     this.lastSeq = e.seq;
     core.touched = [];
+    env.limitRefused = undefined;
     const outcome = this.dispatch(env, core, e);
     env.endEvent();
     if (this.options.checkObserved ?? true) this.checkObserved(env, core, e, outcome);
-    this.checkInvariants(env, core);
+    if (this.options.checkInvariants ?? true) this.checkInvariants(env, core);
     if (this.options.keepOutcomes) this.outcomes.push(outcome);
+    if (env.limitRefused !== undefined) this.noteRefusal(env, e, env.limitRefused);
+    if (this.whatIf) {
+      this.whatIf.apply(e);
+      this.whatIf.sink.findings.length = 0;
+    }
     return outcome;
+  }
+
+  /**
+   * An operation RLIMIT_MEMLOCK refused: counted for its process, and at
+   * the first one the what-if replay starts from a copy of this state. Until
+   * then the two replays are the same (the limit only ever refuses), and a
+   * refused operation changes nothing (the kernel unwinds a failed pin), so
+   * the state after it is the state before it, into which the what-if
+   * replays the event again with no limit.
+   */
+  private noteRefusal(env: ModelEnv, e: TraceEvent, pid: number): void {
+    const prev = this.refusals.get(pid);
+    if (prev) prev.count++;
+    else {
+      const p = env.process(pid);
+      const firstEvent = e.type === 'ioctl' ? (e.call.cmd === 'unknown' ? e.call.name : e.call.cmd) : e.type;
+      this.refusals.set(pid, { count: 1, firstSeq: e.seq, firstEvent, limit: p.memlockLimit, capIpcLock: p.capIpcLock });
+    }
+    if (this.whatIf) return;
+    const fork = cloneState<Replayer>(this);
+    fork.env!.memlockRule = 'unlimited';
+    fork.options = { checkObserved: false, checkInvariants: false };
+    fork.outcomes.length = 0;
+    fork.sink.findings.length = 0;
+    this.whatIf = fork;
   }
 
   private dispatch(env: ModelEnv, core: VfioCore, e: TraceEvent): Outcome {
@@ -157,7 +272,12 @@ export class Replayer {
             });
           }
           const prev = this.exited.get(e.pid);
-          if (!prev || p.peakLockedVm >= prev.peak) this.exited.set(e.pid, { peak: p.peakLockedVm, breakdown: p.peakBreakdown });
+          this.exited.set(e.pid, {
+            ...(!prev || p.peakLockedVm >= prev.peak ? { peak: p.peakLockedVm, breakdown: p.peakBreakdown } : { peak: prev.peak, breakdown: prev.breakdown }),
+            limit: p.memlockLimit,
+            capIpcLock: p.capIpcLock,
+            vfioContainers: Math.max(p.vfioContainers || 0, prev?.vfioContainers || 0),
+          });
           env.processes.delete(e.pid);
         }
         return { seq, ret: 0 };
@@ -280,7 +400,7 @@ export class Replayer {
     return { current, peak };
   }
 
-  private readonly exited = new Map<number, { peak: number; breakdown: ChargeBreakdown }>();
+  private readonly exited = new Map<number, ExitedProcess>();
 
   get containersCreated(): number {
     return this.core?.containersCreated ?? 0;

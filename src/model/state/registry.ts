@@ -1,7 +1,9 @@
 /**
  * Every class whose instances make up a replay's state, and the objects
  * with behaviour that are saved by name. A class missing here makes saving
- * fail loudly (tested), never silently.
+ * fail loudly (tested), never silently. Built on first use, so that model
+ * classes may clone their own state (the replayer's what-if fork) without
+ * an import cycle evaluating this list before the classes exist.
  */
 import { iommufdCompatDriver, IommufdCompat, IOMMUFD_CHARGING } from '../backends/iommufd-compat/index.js';
 import { MediatedDomain } from '../backends/rfc-v5/mediated-domain.js';
@@ -22,7 +24,14 @@ import { TYPE1_CHARGING, VfioIommu } from '../type1/vfio-iommu.js';
 import { Container, GroupState, VfioCore } from '../vfio/core.js';
 import { GraphRegistry } from './graph-codec.js';
 
-export const MODEL_REGISTRY = new GraphRegistry()
+let registry: GraphRegistry | undefined;
+
+export function modelRegistry(): GraphRegistry {
+  return (registry ??= buildRegistry());
+}
+
+function buildRegistry(): GraphRegistry {
+  return new GraphRegistry()
   .cls('DifferentialReplay', DifferentialReplay)
   .cls('Replayer', Replayer)
   .cls('CollectingSink', CollectingSink)
@@ -48,3 +57,4 @@ export const MODEL_REGISTRY = new GraphRegistry()
   .external('driver:iommufd-compat', iommufdCompatDriver)
   .external('policy:type1', TYPE1_CHARGING)
   .external('policy:iommufd', IOMMUFD_CHARGING);
+}

@@ -44,21 +44,22 @@ export function pinRemote(
   for (const s of spans) charge += s.pages;
   const current = env.process(currentPid);
   if (!policy.accounts(dma)) return { ok: true, runs, spans, charge: 0 };
-  if (!dma.lockCap && current.lockedVm + charge > current.limitPages(env.pageShift)) {
-    env.report(
-      'ACCT_LIMIT',
-      `Cannot pin ${charge} pages for iova ${hex(dma.iova)} size ${hex(dma.size)}: pid ${currentPid} has ${current.lockedVm} of ${fmtLimit(current.limitPages(env.pageShift))} pages locked (RLIMIT_MEMLOCK)`,
+  const limit = env.limitPages(current);
+  if (!dma.lockCap && current.lockedVm + charge > limit) {
+    const ret = env.refuseOverLimit(
+      currentPid,
+      `Cannot pin ${charge} pages for iova ${hex(dma.iova)} size ${hex(dma.size)}: pid ${currentPid} has ${current.lockedVm} of ${fmtLimit(limit)} pages locked (RLIMIT_MEMLOCK)`,
       {
         pid: currentPid,
         iova: hex(dma.iova),
         size: hex(dma.size),
         locked_vm: current.lockedVm,
         needed: charge,
-        limit_pages: current.limitPages(env.pageShift),
+        limit_pages: limit,
         required_limit_bytes: ((BigInt(current.lockedVm + charge)) << env.pageShift).toString(),
       },
     );
-    return { ok: false, ret: -Errno.ENOMEM };
+    return { ok: false, ret };
   }
   return { ok: true, runs, spans, charge };
 }

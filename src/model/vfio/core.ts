@@ -16,6 +16,8 @@ export class Container {
   readonly groups: GroupState[] = [];
   backend: IommuBackend | undefined;
   fdOpen = true;
+  /** A group has been attached at some point (counted once in its process's vfioContainers). */
+  grouped = false;
   constructor(
     readonly id: number,
     readonly pid: number,
@@ -241,6 +243,10 @@ export class VfioCore {
     }
     g.container = c;
     c.groups.push(g);
+    if (!c.grouped) {
+      c.grouped = true;
+      this.env.process(c.pid).vfioContainers++;
+    }
     return 0;
   }
 

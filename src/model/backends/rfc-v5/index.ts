@@ -164,15 +164,14 @@ export class RfcV5Type1 implements IommuBackend {
         else {
           const run = t.runs[0]!;
           const owner = env.process(dma.pid);
-          if (!run.reserved && !dma.lockCap && owner.lockedVm + 1 > owner.limitPages(env.pageShift)) {
-            env.report('ACCT_LIMIT', `Cannot pin iova ${hex(at)} for a mediated device: pid ${dma.pid} has ${owner.lockedVm} pages locked (RLIMIT_MEMLOCK)`, {
+          if (!run.reserved && !dma.lockCap && owner.lockedVm + 1 > env.limitPages(owner)) {
+            ret = env.refuseOverLimit(dma.pid, `Cannot pin iova ${hex(at)} for a mediated device: pid ${dma.pid} has ${owner.lockedVm} pages locked (RLIMIT_MEMLOCK)`, {
               pid: dma.pid,
               iova: hex(at),
               locked_vm: owner.lockedVm,
               needed: 1,
-              limit_pages: owner.limitPages(env.pageShift),
+              limit_pages: env.limitPages(owner),
             });
-            ret = -Errno.ENOMEM;
           } else {
             if (!run.reserved) {
               if (dma.iommuMapped || m.pins.has(at)) again++;

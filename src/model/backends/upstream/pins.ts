@@ -23,13 +23,13 @@ function pinPageExternal(iommu: VfioIommu, dma: VfioDma, at: bigint, doAccountin
   if (run.reserved && !iommu.policy.pinsPfnmap) return -Errno.EFAULT;
   if (doAccounting && !run.reserved && iommu.policy.accounts(dma)) {
     const owner = env.process(dma.pid);
-    if (!dma.lockCap && owner.lockedVm + 1 > owner.limitPages(env.pageShift)) {
-      env.report(
-        'ACCT_LIMIT',
-        `Cannot pin iova ${hex(at)} for a mediated device: pid ${dma.pid} has ${owner.lockedVm} of ${owner.limitPages(env.pageShift)} pages locked (RLIMIT_MEMLOCK)`,
-        { pid: dma.pid, iova: hex(at), locked_vm: owner.lockedVm, needed: 1, limit_pages: owner.limitPages(env.pageShift) },
+    const limit = env.limitPages(owner);
+    if (!dma.lockCap && owner.lockedVm + 1 > limit) {
+      return env.refuseOverLimit(
+        dma.pid,
+        `Cannot pin iova ${hex(at)} for a mediated device: pid ${dma.pid} has ${owner.lockedVm} of ${limit} pages locked (RLIMIT_MEMLOCK)`,
+        { pid: dma.pid, iova: hex(at), locked_vm: owner.lockedVm, needed: 1, limit_pages: limit },
       );
-      return -Errno.ENOMEM;
     }
     iommu.chargePin(dma, { pfn: run.pfn, pages: 1 });
   }
