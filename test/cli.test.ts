@@ -22,7 +22,8 @@ describe('pinledger replay', () => {
     const r = cli('replay', 'traces/samples/vm-boot.jsonl');
     expect(r.code).toBe(0);
     expect(r.out).toContain('trace host42/vm-boot (1 segment)');
-    expect(r.out).toMatch(/4242\s+1048608 pages \(4\.00 GiB\)\s+0 pages \(0 B\)/);
+    expect(r.out).toMatch(/4242\s+1,048,608 pages \(4\.0 GiB\)\s+0 pages \(0 B\)/);
+    expect(r.out).toContain('pid 4242 needs RLIMIT_MEMLOCK >= 4,194,432 KiB (4,295,098,368 bytes, 4.0 GiB); the limit in force was 5,242,880 KiB, enough');
     expect(r.out).toContain('TRACE_UNKNOWN_CMD 1');
   });
 
@@ -30,13 +31,18 @@ describe('pinledger replay', () => {
     const r = cli('replay', 'traces/samples/leak.jsonl', '--json', '--outcomes', '--backend', 'upstream');
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.out);
-    expect(Object.keys(doc)).toEqual(['trace_id', 'backends']);
+    expect(Object.keys(doc)).toEqual(['trace_id', 'answer', 'backends']);
+    expect(doc.answer).toEqual(['pid 4242 needs RLIMIT_MEMLOCK >= 64 KiB (65,536 bytes, 64 KiB); the limit in force was 1,048,576 KiB, enough']);
     expect(doc.trace_id).toBe('host42/vgpu-leak');
     expect(Object.keys(doc.backends)).toEqual(['upstream']);
     const b = doc.backends.upstream;
     expect(b.locked_vm).toEqual({ '4242': 16 });
     expect(b.peak_locked_vm).toEqual({ '4242': 16 });
+    expect(b.role).toBe('deciding');
     expect(b.memlock_required).toEqual({ '4242': 65536 });
+    expect(b.memlock_limit).toEqual({ '4242': 1073741824 });
+    expect(b.memlock_short).toEqual({ '4242': 0 });
+    expect(b.limit_refusals).toEqual({ '4242': null });
     expect(b.charge_by_cause).toEqual({ '4242': { direct: 0, pins: 16, shared: 0 } });
     expect(b.findings.map((f: { code: string; severity: string; seq: number }) => [f.code, f.severity, f.seq])).toEqual([
       ['PIN_LEAK', 'error', 11],
@@ -48,16 +54,20 @@ describe('pinledger replay', () => {
 
   it('replays a trace with mediated groups through every design by default, with divergences and the memlock answer', () => {
     const r = cli('replay', 'traces/samples/mixed-direct-mdev.jsonl', '--json');
-    expect(r.code).toBe(1);
+    // rfc-v5's ACCT_DOUBLE_CHARGE errors are a comparison: upstream, the captured design, decides.
+    expect(r.code).toBe(0);
+    expect(cli('replay', 'traces/samples/mixed-direct-mdev.jsonl', '--backend', 'rfc-v5').code).toBe(1);
     const doc = JSON.parse(r.out);
     expect(Object.keys(doc.backends)).toEqual(['upstream', 'rfc-v5', 'iommufd-compat']);
     expect(doc.backends['rfc-v5'].memlock_required).toEqual({ '4242': 262660 * 4096 });
     expect(doc.backends.upstream.memlock_required).toEqual({ '4242': 1073741824 });
+    expect([doc.backends.upstream.role, doc.backends['rfc-v5'].role]).toEqual(['deciding', 'comparison']);
+    expect(doc.answer[1]).toBe('rfc-v5 (comparison): pid 4242 needs RLIMIT_MEMLOCK >= 1,050,640 KiB (1,075,855,360 bytes, 1.0 GiB); the limit in force was 2,097,152 KiB, enough');
     const div = doc.backends.upstream.findings.find((f: { code: string }) => f.code === 'DESIGN_DIVERGENCE');
     expect(div).toMatchObject({ seq: 10, severity: 'info', details: { upstream: 262144, 'rfc-v5': 262656 } });
     const human = cli('replay', 'traces/samples/mixed-direct-mdev.jsonl');
-    expect(human.out).toContain('backend rfc-v5: 19 events, 1 containers');
-    expect(human.out).toMatch(/4242\s+262660 pages \(1\.00 GiB\)\s+0 pages \(0 B\)\s+1075855360 B \(1027 MiB\)\s+direct 262144, pins 516, shared 516/);
+    expect(human.out).toContain('backend rfc-v5 (comparison): 19 events, 1 container');
+    expect(human.out).toMatch(/4242\s+262,660 pages \(1\.0 GiB\)\s+0 pages \(0 B\)\s+1,050,640 KiB \(1\.0 GiB\)\s+2,097,152 KiB\s+direct 262,144, pins 516, shared 516/);
     expect(human.out).toContain('ACCT_DOUBLE_CHARGE 2');
   });
 
@@ -131,6 +141,44 @@ describe('pinledger replay', () => {
     const wrongOrder = cli('replay', join(dir, 's1.jsonl'), join(dir, 's0.jsonl'));
     expect(wrongOrder.code).toBe(2);
     expect(wrongOrder.err).toContain('segment 0 must come first');
+  });
+});
+
+describe('the memlock answer on the command line', () => {
+  const SENTENCE =
+    'pid 4242 needs RLIMIT_MEMLOCK >= 2,096,768 KiB (2,147,090,432 bytes, 2.0 GiB); the limit in force was 65,536 KiB, short by 2,031,232 KiB; VFIO_IOMMU_MAP_DMA at seq 7 failed because of it';
+
+  it('replay: a map refused by RLIMIT_MEMLOCK exits 1 and leads with what the VM needs', () => {
+    const r = cli('replay', 'traces/samples/limit-overrun.jsonl');
+    expect(r.code).toBe(1);
+    expect(r.out.split('\n').slice(0, 3)).toEqual(['trace host42/vm-memlock (1 segment)', '', SENTENCE]);
+    expect(r.out).toMatch(/4242\s+160 pages \(640 KiB\)\s+0 pages \(0 B\)\s+2,096,768 KiB \(2\.0 GiB\)\s+65,536 KiB\s+direct 524,192, pins 0, shared 0/);
+  });
+
+  it('replay --json: the what-if answer, the limit in force, what it lacked and the first refusal', () => {
+    const r = cli('replay', 'traces/samples/limit-overrun.jsonl', '--json');
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.out);
+    expect(doc.answer).toEqual([SENTENCE]);
+    const b = doc.backends.upstream;
+    expect(b.peak_locked_vm).toEqual({ '4242': 160 });
+    expect(b.memlock_required).toEqual({ '4242': 2147090432 });
+    expect(b.memlock_limit).toEqual({ '4242': 67108864 });
+    expect(b.memlock_short).toEqual({ '4242': 2147090432 - 67108864 });
+    expect(b.limit_refusals).toEqual({ '4242': { count: 1, first_seq: 7, first_event: 'VFIO_IOMMU_MAP_DMA' } });
+    expect(b.charge_by_cause).toEqual({ '4242': { direct: 524192, pins: 0, shared: 0 } });
+  });
+
+  it("replay --guest-memory: libvirt's default beside the answer", () => {
+    // 1 VFIO container: 1 x 1 GiB + 1 GiB = 2 GiB = 2,097,152 KiB, above the 2,096,768 KiB needed.
+    const enough = cli('replay', 'traces/samples/limit-overrun.jsonl', '--guest-memory', '1G').out.split('\n')[2];
+    expect(enough).toBe(SENTENCE + "; libvirt's default for this 1 GiB guest is 2,097,152 KiB (1 x guest memory + 1 GiB), enough");
+    // Two containers (a vIOMMU, one per device): 2 x 512 MiB + 1 GiB = 2 GiB, just what the two containers charge.
+    const viommu = cli('replay', 'traces/samples/viommu-two-containers.jsonl', '--guest-memory', '512M').out.split('\n')[2];
+    expect(viommu).toContain("libvirt's default for this 512 MiB guest is 2,097,152 KiB (2 x guest memory + 1 GiB), enough");
+    const bad = cli('replay', 'traces/samples/limit-overrun.jsonl', '--guest-memory', 'lots');
+    expect(bad.code).toBe(2);
+    expect(bad.err.trim().split('\n')).toHaveLength(1);
   });
 });
 

@@ -1,33 +1,39 @@
 /** Human-readable sizes and aligned tables for terminal output. */
+import { formatSize, thousands } from '../report/size.js';
+
+export { formatKiB, formatSize, thousands } from '../report/size.js';
+
+/** Bytes in the largest binary unit they reach: "64 MiB", "2.0 GiB". */
 export function formatBytes(bytes: bigint): string {
-  const units: [bigint, string][] = [
-    [1n << 40n, 'TiB'],
-    [1n << 30n, 'GiB'],
-    [1n << 20n, 'MiB'],
-    [1n << 10n, 'KiB'],
-  ];
-  for (const [u, name] of units) {
-    if (bytes >= u) {
-      const whole = bytes / u;
-      const frac = ((bytes % u) * 100n) / u;
-      return bytes % u === 0n ? `${whole} ${name}` : `${whole}.${frac.toString().padStart(2, '0')} ${name}`;
+  return formatSize(bytes);
+}
+
+/** "524,192 pages (2.0 GiB)". */
+export function formatPages(pages: number, pageSize: number): string {
+  return `${thousands(pages)} page${pages === 1 ? '' : 's'} (${formatSize(BigInt(pages) * BigInt(pageSize))})`;
+}
+
+/** "1 container", "2 containers". */
+export function plural(n: number, noun: string): string {
+  return `${thousands(n)} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * Rows aligned under a header, columns two spaces apart. Loops over the
+ * rows (no spread into Math.max, no copy of the rows), so `sql` can print a
+ * result of millions of rows.
+ */
+export function table(rows: readonly (readonly string[])[], header: readonly string[]): string {
+  const widths = header.map((h) => h.length);
+  for (const r of rows) {
+    for (let i = 0; i < widths.length; i++) {
+      const n = (r[i] ?? '').length;
+      if (n > widths[i]!) widths[i] = n;
     }
   }
-  return `${bytes} B`;
-}
-
-export function formatPages(pages: number, pageSize: number): string {
-  return `${pages} pages (${formatBytes(BigInt(pages) * BigInt(pageSize))})`;
-}
-
-export function table(rows: string[][], header: string[]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
-
-/** Bytes rounded up to whole MiB. */
-export function roundUpMiB(bytes: bigint): bigint {
-  const MiB = 1n << 20n;
-  return (bytes + MiB - 1n) / MiB;
+  const line = (r: readonly string[]) => r.map((c, i) => (c ?? '').padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const lines = new Array<string>(rows.length + 1);
+  lines[0] = line(header);
+  for (let i = 0; i < rows.length; i++) lines[i + 1] = line(rows[i]!);
+  return lines.join('\n');
 }

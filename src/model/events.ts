@@ -172,6 +172,8 @@ export interface TraceHeader {
   kernel?: string;
   host?: string;
   moduleParams: ModuleParams;
+  /** The guest's memory (bytes) as libvirt counts it, when the capture knows it (pinledger's extension). */
+  guestMemory?: Bytes;
   /** Absent when a segment N > 0 keeps segment N-1's topology. */
   topology?: { iommus: IommuUnitSpec[]; groups: GroupSpec[] };
 }

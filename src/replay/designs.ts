@@ -20,6 +20,15 @@ export function orderDesigns(names: readonly string[]): string[] {
   return [...names].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/**
+ * The designs whose results decide the exit status and the headline: the
+ * captured design when it was replayed (the others are comparisons), else
+ * every design asked for.
+ */
+export function decidingDesigns(names: readonly string[]): string[] {
+  return names.includes(CAPTURED_DESIGN) ? [CAPTURED_DESIGN] : orderDesigns(names);
+}
+
 export type BackendSpec = string[] | 'auto';
 
 export class UnknownBackendError extends Error {

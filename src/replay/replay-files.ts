@@ -16,6 +16,8 @@ export interface TraceReplay {
   traceId: string;
   files: string[];
   replayers: Map<string, Replayer>;
+  /** The guest's memory from the headers (the last segment that gave it), bytes. */
+  guestMemory?: bigint;
 }
 
 /** The designs to replay a trace through, chosen once its first header is read. */
@@ -37,6 +39,7 @@ export async function replayFiles(files: string[], drivers: DriverChoice, opts: 
     const err = entry.diff.beginSegment(header);
     if (err) throw new TraceError(file, 1, 'segment', err);
     entry.t.files.push(file);
+    if (header.guestMemory !== undefined) entry.t.guestMemory = header.guestMemory;
     for await (const batch of reader.batches()) for (const e of batch) entry.diff.apply(e);
   }
   return [...traces.values()].map((x) => x.t);

@@ -5,7 +5,11 @@
  * limit that was in force, the first operation it refused, and libvirt's own
  * default for the VM when the guest memory is known.
  */
+import { memlockBytes, memlockShort } from '../model/memlock.js';
+import type { ProcessAccounting } from '../model/replay/replayer.js';
 import { formatByteCount, formatKiB, formatSize } from './size.js';
+
+export { memlockShort };
 
 export interface MemlockAnswer {
   pid: number;
@@ -22,10 +26,6 @@ export interface MemlockAnswer {
   containers: number;
 }
 
-/** Bytes missing from the limit in force; 0 when it was enough or there was none. */
-export function memlockShort(a: Pick<MemlockAnswer, 'required' | 'limit'>): bigint {
-  return a.limit === null || a.limit >= a.required ? 0n : a.required - a.limit;
-}
 
 const GiB = 1n << 30n;
 
@@ -100,5 +100,19 @@ export function answerOfRow(r: {
     refusals: r.limit_refusals ?? 0,
     firstRefusal: r.first_refusal,
     containers: r.containers,
+  };
+}
+
+/** The answer of one process of a replay. */
+export function answerOfAccounting(a: ProcessAccounting, pageShift: bigint): MemlockAnswer {
+  const m = memlockBytes(a, pageShift);
+  return {
+    pid: a.pid,
+    required: m.required,
+    limit: m.limit,
+    capIpcLock: a.capIpcLock,
+    refusals: a.refusals?.count ?? 0,
+    firstRefusal: a.refusals ? { seq: a.refusals.firstSeq, event: a.refusals.firstEvent } : null,
+    containers: a.vfioContainers,
   };
 }

@@ -12,6 +12,8 @@ import { basename } from 'node:path';
 import type { TraceHeader } from '../model/events.js';
 import type { Finding } from '../model/findings.js';
 import { DifferentialReplay } from '../model/replay/differential.js';
+import type { ProcessAccounting } from '../model/replay/replayer.js';
+import { memlockBytes } from '../model/memlock.js';
 import { restoreReplay, saveReplay } from '../model/state/snapshot.js';
 import type { IommuDriver } from '../model/vfio/driver.js';
 import { openSegment } from '../trace/reader.js';
@@ -77,8 +79,8 @@ export class Ingestor {
          VALUES (@trace_id, @segment, @file_name, @content_hash, @status, @events, @first_seq, @last_seq, @started_at, @finished_at, @duration_ms, @error, @path)`,
       ),
       newTrace: db.prepare(
-        `INSERT OR IGNORE INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at, page_size)
-         VALUES (?, ?, -1, -1, 0, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at, page_size, guest_memory)
+         VALUES (?, ?, -1, -1, 0, ?, ?, ?, ?)`,
       ),
       upsertTrace: db.prepare(
         `INSERT INTO traces (trace_id, backends, last_segment, last_seq, events, first_seen, updated_at, findings_error, findings_warning, findings_info)
@@ -87,7 +89,8 @@ export class Ingestor {
            events = traces.events + excluded.events, updated_at = excluded.updated_at,
            findings_error = traces.findings_error + excluded.findings_error,
            findings_warning = traces.findings_warning + excluded.findings_warning,
-           findings_info = traces.findings_info + excluded.findings_info`,
+           findings_info = traces.findings_info + excluded.findings_info,
+           guest_memory = coalesce(@guest_memory, traces.guest_memory)`,
       ),
       insertState: db.prepare('INSERT INTO segment_state (trace_id, segment, state) VALUES (?, ?, ?)'),
       insertFinding: db.prepare(
@@ -95,11 +98,15 @@ export class Ingestor {
       ),
       insertLocked: db.prepare('INSERT OR REPLACE INTO locked_vm (trace_id, backend, pid, seq, locked_vm) VALUES (?, ?, ?, ?, ?)'),
       upsertAccounting: db.prepare(
-        `INSERT INTO accounting (trace_id, backend, pid, peak_locked_vm, final_locked_vm, memlock_required, peak_direct, peak_pins, peak_shared, peak_seq, peak_event)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO accounting (trace_id, backend, pid, peak_locked_vm, final_locked_vm, memlock_required, peak_direct, peak_pins, peak_shared, peak_seq, peak_event,
+           memlock_limit, cap_ipc_lock, memlock_short, limit_refusals, first_refusal_seq, first_refusal_event, containers)
+         VALUES (@trace_id, @backend, @pid, @peak, @final, @required, @direct, @pins, @shared, @peak_seq, @peak_event,
+           @limit, @cap_ipc_lock, @short, @refusals, @first_refusal_seq, @first_refusal_event, @containers)
          ON CONFLICT (trace_id, backend, pid) DO UPDATE SET peak_locked_vm = excluded.peak_locked_vm, final_locked_vm = excluded.final_locked_vm,
            memlock_required = excluded.memlock_required, peak_direct = excluded.peak_direct, peak_pins = excluded.peak_pins, peak_shared = excluded.peak_shared,
-           peak_seq = excluded.peak_seq, peak_event = excluded.peak_event`,
+           peak_seq = excluded.peak_seq, peak_event = excluded.peak_event, memlock_limit = excluded.memlock_limit, cap_ipc_lock = excluded.cap_ipc_lock,
+           memlock_short = excluded.memlock_short, limit_refusals = excluded.limit_refusals, first_refusal_seq = excluded.first_refusal_seq,
+           first_refusal_event = excluded.first_refusal_event, containers = excluded.containers`,
       ),
     };
   }
@@ -206,7 +213,7 @@ export class Ingestor {
     const counts = { error: 0, warning: 0, info: 0 };
 
     db.exec('BEGIN IMMEDIATE');
-    s.newTrace.run(header.traceId, JSON.stringify([...replay.replayers.keys()]), started, started, header.pageSize);
+    s.newTrace.run(header.traceId, JSON.stringify([...replay.replayers.keys()]), started, started, header.pageSize, header.guestMemory ?? null);
     let events = 0;
     let findings = 0;
     let firstSeq: number | null = null;
@@ -265,6 +272,7 @@ export class Ingestor {
       events,
       now,
       ...counts,
+      guest_memory: header.guestMemory ?? null,
     });
     s.insertSegment.run({
       trace_id: header.traceId,
@@ -281,23 +289,31 @@ export class Ingestor {
       error: null,
       path: storedPath,
     });
+    const pageShift = BigInt(Math.log2(header.pageSize));
     for (const [name, r] of replay.replayers) {
-      const { current, peak } = r.lockedVm();
-      for (const [pid, m] of r.memlockRequired()) {
+      for (const [pid, a] of r.accounting()) {
         const at = peaks.get(`${name}/${pid}`);
-        s.upsertAccounting.run(
-          header.traceId,
-          name,
+        const m = memlockRow(a, pageShift);
+        s.upsertAccounting.run({
+          trace_id: header.traceId,
+          backend: name,
           pid,
-          peak.get(pid) ?? 0,
-          current.get(pid) ?? 0,
-          Number(m.bytes),
-          m.breakdown.direct,
-          m.breakdown.pins,
-          m.breakdown.shared,
-          at?.seq ?? null,
-          at?.event ?? null,
-        );
+          peak: a.peakLockedVm,
+          final: a.finalLockedVm,
+          required: m.required,
+          direct: a.breakdown.direct,
+          pins: a.breakdown.pins,
+          shared: a.breakdown.shared,
+          peak_seq: at?.seq ?? null,
+          peak_event: at?.event ?? null,
+          limit: m.limit,
+          cap_ipc_lock: a.capIpcLock ? 1 : 0,
+          short: m.short,
+          refusals: a.refusals?.count ?? 0,
+          first_refusal_seq: a.refusals?.firstSeq ?? null,
+          first_refusal_event: a.refusals?.firstEvent ?? null,
+          containers: a.vfioContainers,
+        });
       }
     }
     s.insertState.run(header.traceId, header.segment, saveReplay(replay));
@@ -311,6 +327,15 @@ export class Ingestor {
       this.stmts.insertFinding.run(header.traceId, header.segment, backend, f.code, f.severity, f.seq, f.message, JSON.stringify(f.details, bigintJson), line, ctx);
     }
   }
+}
+
+/** SQLite's INTEGER is signed 64-bit: a limit beyond it can never be reached by a charge, so it is stored as the largest. */
+const INT64_MAX = (1n << 63n) - 1n;
+
+/** The memlock columns of one process, in bytes: NULL for no limit (unlimited, or CAP_IPC_LOCK). */
+function memlockRow(a: ProcessAccounting, pageShift: bigint): { required: bigint; limit: bigint | null; short: bigint } {
+  const m = memlockBytes(a, pageShift);
+  return { ...m, limit: m.limit !== null && m.limit > INT64_MAX ? INT64_MAX : m.limit };
 }
 
 function bigintJson(_k: string, v: unknown): unknown {

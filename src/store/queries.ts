@@ -4,6 +4,8 @@
  * read-only connection, so they work while the daemon writes (WAL).
  */
 import { orderDesigns } from '../replay/designs.js';
+import { StepDownsampler, type StepColumns } from '../report/downsample.js';
+import { normaliseMessage, sortGroups, type FindingGroup } from '../report/findings.js';
 import type { Db } from './db.js';
 
 /** A question the store cannot answer as asked (unknown trace, a write in `sql`): exit status 2. */
@@ -20,10 +22,16 @@ export interface TraceSummary {
   events: number;
   processes: number;
   backends: string[];
-  /** Highest peak locked_vm of any process under any design, in pages. */
+  /** The design the headline numbers come from: the captured one (upstream) when replayed. */
+  design: string | null;
+  /** Highest peak locked_vm (under the limit in force) of any process under that design, in pages. */
   peak_locked_vm: number;
-  /** The memlock answer of that peak, bytes. */
+  /** The memlock answer (bytes) of the process that needs the most, its limit in force (null: none) and what it lacked. */
   memlock_required: number;
+  memlock_limit: number | null;
+  memlock_short: number;
+  /** Operations RLIMIT_MEMLOCK refused, over the trace's processes under that design. */
+  limit_refusals: number;
   findings: { error: number; warning: number; info: number };
   first_seen: number | null;
   updated_at: number | null;
@@ -35,13 +43,11 @@ export function listTraces(db: Db, opts: { status?: 'ok' | 'quarantined'; since?
       `SELECT t.trace_id, t.page_size, t.backends, t.events, t.first_seen, t.updated_at, t.findings_error, t.findings_warning, t.findings_info,
               (SELECT count(*) FROM segments s WHERE s.trace_id = t.trace_id AND s.status = 'ingested') AS segments,
               (SELECT count(*) FROM segments s WHERE s.trace_id = t.trace_id AND s.status = 'quarantined') AS quarantined,
-              (SELECT count(DISTINCT pid) FROM accounting a WHERE a.trace_id = t.trace_id) AS processes,
-              (SELECT max(peak_locked_vm) FROM accounting a WHERE a.trace_id = t.trace_id) AS peak,
-              (SELECT max(memlock_required) FROM accounting a WHERE a.trace_id = t.trace_id) AS memlock
+              (SELECT count(DISTINCT pid) FROM accounting a WHERE a.trace_id = t.trace_id) AS processes
          FROM traces t
         WHERE t.updated_at >= @since
        UNION ALL
-       SELECT s.trace_id, 4096, '[]', 0, min(s.started_at), max(s.finished_at), 0, 0, 0, 0, count(*), 0, 0, 0
+       SELECT s.trace_id, 4096, '[]', 0, min(s.started_at), max(s.finished_at), 0, 0, 0, 0, count(*), 0
          FROM segments s
         WHERE s.trace_id IS NOT NULL AND s.finished_at >= @since AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = s.trace_id)
         GROUP BY s.trace_id
@@ -60,9 +66,8 @@ export function listTraces(db: Db, opts: { status?: 'ok' | 'quarantined'; since?
     segments: number;
     quarantined: number;
     processes: number;
-    peak: number | null;
-    memlock: number | null;
   }[];
+  const memlock = headlineMemlock(db);
   return rows
     .map((r): TraceSummary => ({
       trace_id: r.trace_id,
@@ -72,14 +77,48 @@ export function listTraces(db: Db, opts: { status?: 'ok' | 'quarantined'; since?
       status: r.quarantined > 0 ? 'quarantined' : 'ok',
       events: r.events,
       processes: r.processes,
-      backends: JSON.parse(r.backends) as string[],
-      peak_locked_vm: r.peak ?? 0,
-      memlock_required: r.memlock ?? 0,
+      backends: orderDesigns(JSON.parse(r.backends) as string[]),
+      ...(memlock.get(r.trace_id) ?? { design: null, peak_locked_vm: 0, memlock_required: 0, memlock_limit: null, memlock_short: 0, limit_refusals: 0 }),
       findings: { error: r.findings_error, warning: r.findings_warning, info: r.findings_info },
       first_seen: r.first_seen,
       updated_at: r.updated_at,
     }))
     .filter((t) => !opts.status || t.status === opts.status);
+}
+
+type Headline = Pick<TraceSummary, 'design' | 'peak_locked_vm' | 'memlock_required' | 'memlock_limit' | 'memlock_short' | 'limit_refusals'>;
+
+/**
+ * Per trace, the memlock headline from its primary design (the captured
+ * one when it was replayed): the process that needs the most.
+ */
+function headlineMemlock(db: Db): Map<string, Headline> {
+  const rows = db
+    .prepare('SELECT trace_id, backend, peak_locked_vm, memlock_required, memlock_limit, memlock_short, limit_refusals FROM accounting ORDER BY trace_id, pid')
+    .all() as { trace_id: string; backend: string; peak_locked_vm: number; memlock_required: number; memlock_limit: number | null; memlock_short: number; limit_refusals: number | null }[];
+  const byTrace = new Map<string, typeof rows>();
+  for (const r of rows) {
+    const list = byTrace.get(r.trace_id);
+    if (list) list.push(r);
+    else byTrace.set(r.trace_id, [r]);
+  }
+  const out = new Map<string, Headline>();
+  for (const [trace, list] of byTrace) {
+    const design = orderDesigns([...new Set(list.map((r) => r.backend))])[0]!;
+    const h: Headline = { design, peak_locked_vm: 0, memlock_required: 0, memlock_limit: null, memlock_short: 0, limit_refusals: 0 };
+    for (const r of list) {
+      if (r.backend !== design) continue;
+      h.peak_locked_vm = Math.max(h.peak_locked_vm, r.peak_locked_vm);
+      h.limit_refusals += r.limit_refusals ?? 0;
+      if (r.memlock_required >= h.memlock_required) {
+        h.memlock_required = r.memlock_required;
+        h.memlock_limit = r.memlock_limit;
+      }
+      h.memlock_short = Math.max(h.memlock_short, r.memlock_short);
+    }
+    out.set(trace, h);
+  }
+  return out;
 }
 
 /** The trace, or a QueryError that says what exists. */
@@ -176,7 +215,11 @@ export interface AccountingRow {
   timeline: [number, number][];
 }
 
-export function accounting(db: Db, traceId: string, opts: { pid?: number; backend?: string } = {}): AccountingRow[] {
+/**
+ * `timeline: false` leaves every row's timeline empty (the report reads a
+ * downsampled one with timelineColumns() instead).
+ */
+export function accounting(db: Db, traceId: string, opts: { pid?: number; backend?: string; timeline?: boolean } = {}): AccountingRow[] {
   requireTrace(db, traceId);
   const rows = db
     .prepare(
@@ -204,7 +247,8 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
     peak_seq: number | null;
     peak_event: string | null;
   }[];
-  const tl = db.prepare('SELECT seq, locked_vm FROM locked_vm WHERE trace_id = ? AND backend = ? AND pid = ? ORDER BY seq');
+  // Raw rows are the [seq, pages] pairs themselves: one array per point, no intermediate objects.
+  const tl = db.prepare('SELECT seq, locked_vm FROM locked_vm WHERE trace_id = ? AND backend = ? AND pid = ? ORDER BY seq').raw();
   const rank = new Map(orderDesigns([...new Set(rows.map((r) => r.backend))]).map((b, i) => [b, i]));
   rows.sort((a, b) => rank.get(a.backend)! - rank.get(b.backend)! || a.pid - b.pid);
   return rows.map((r) => ({
@@ -222,7 +266,7 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
     peak_by_cause: { direct: r.peak_direct, pins: r.peak_pins, shared: r.peak_shared },
     peak_seq: r.peak_seq,
     peak_event: r.peak_event === null ? null : (JSON.parse(r.peak_event) as unknown),
-    timeline: (tl.all(traceId, r.backend, r.pid) as { seq: number; locked_vm: number }[]).map((x) => [x.seq, x.locked_vm]),
+    timeline: opts.timeline === false ? [] : (tl.all(traceId, r.backend, r.pid) as [number, number][]),
   }));
 }
 
@@ -248,4 +292,68 @@ export function readOnlySql(db: Db, sql: string): { columns: string[]; rows: Rec
   const stmt = db.prepare(sql);
   if (!stmt.readonly || !stmt.reader) throw new QueryError('Only a read (SELECT, or a WITH ... SELECT) is allowed');
   return { columns: stmt.columns().map((c) => c.name), rows: stmt.all() as Record<string, unknown>[] };
+}
+
+/**
+ * The seq range of a trace's ingested events (first and last seq), null when
+ * none is recorded.
+ */
+export function traceSeqRange(db: Db, traceId: string): [number, number] | null {
+  const r = db.prepare(`SELECT min(first_seq) AS lo, max(last_seq) AS hi FROM segments WHERE trace_id = ? AND status = 'ingested'`).get(traceId) as {
+    lo: number | null;
+    hi: number | null;
+  };
+  return r.lo === null || r.hi === null ? null : [r.lo, r.hi];
+}
+
+/**
+ * One process's locked_vm under one design cut into `columns` over seq
+ * [x0, x1] (src/report/downsample.ts): the lowest, highest and last value
+ * per column, aggregated by SQLite (GROUP BY column), so a timeline of
+ * millions of points never reaches JavaScript as rows.
+ */
+export function timelineColumns(db: Db, traceId: string, backend: string, pid: number, x0: number, x1: number, columns: number): StepColumns {
+  const d = new StepDownsampler(x0, x1, columns);
+  const key = { trace: traceId, backend, pid };
+  const first = db.prepare('SELECT seq, locked_vm FROM locked_vm WHERE trace_id = @trace AND backend = @backend AND pid = @pid ORDER BY seq LIMIT 1').get(key) as
+    | { seq: number; locked_vm: number }
+    | undefined;
+  if (!first) return d.finish();
+  // The column as columnOf() computes it: floor((seq - x0) * columns / span), clamped.
+  const groups = db
+    .prepare(
+      `SELECT g.col, g.lo, g.hi, g.n, l.locked_vm AS last
+         FROM (SELECT max(0, min(@columns - 1, CAST((seq - @x0) * @columns / @span AS INTEGER))) AS col,
+                      min(locked_vm) AS lo, max(locked_vm) AS hi, count(*) AS n, max(seq) AS last_seq
+                 FROM locked_vm WHERE trace_id = @trace AND backend = @backend AND pid = @pid GROUP BY col) g
+         JOIN locked_vm l ON l.trace_id = @trace AND l.backend = @backend AND l.pid = @pid AND l.seq = g.last_seq
+        ORDER BY g.col`,
+    )
+    .all({ ...key, x0, columns, span: x1 - x0 + 1 }) as { col: number; lo: number; hi: number; n: number; last: number }[];
+  for (const g of groups) d.addAggregate(g.col, g.lo, g.hi, g.last, g.n, first.locked_vm);
+  return d.finish();
+}
+
+/**
+ * A trace's findings grouped by design, code, severity and cause
+ * (details.cause, or the message with its numbers taken out:
+ * src/report/findings.ts), with the count and the first and last seq, by
+ * one GROUP BY: a trace with hundreds of thousands of findings gives a few
+ * rows. DESIGN_DIVERGENCE findings are left out (listFindings has them).
+ */
+export function findingGroups(db: Db, traceId: string): FindingGroup[] {
+  requireTrace(db, traceId);
+  db.function('pinledger_normalise', { deterministic: true }, (m: unknown) => normaliseMessage(String(m)));
+  const rows = db
+    .prepare(
+      `SELECT g.backend, g.code, g.severity, g.cause, g.count, g.first_seq, g.last_seq, f.message
+         FROM (SELECT backend, code, severity,
+                      coalesce(nullif(json_extract(details, '$.cause'), ''), pinledger_normalise(message)) AS cause,
+                      count(*) AS count, min(seq) AS first_seq, max(seq) AS last_seq, min(id) AS first_id
+                 FROM findings WHERE trace_id = ? AND code != 'DESIGN_DIVERGENCE'
+                GROUP BY backend, code, severity, cause) g
+         JOIN findings f ON f.id = g.first_id`,
+    )
+    .all(traceId) as FindingGroup[];
+  return sortGroups(rows.map((r) => ({ ...r, cause: String(r.cause) })), orderDesigns([...new Set(rows.map((r) => r.backend))]));
 }

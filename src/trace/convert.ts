@@ -72,6 +72,7 @@ export function convertHeader(j: Json): TraceHeader {
   };
   if (typeof j.kernel === 'string') header.kernel = j.kernel;
   if (typeof j.host === 'string') header.host = j.host;
+  if (j.guest_memory !== undefined) header.guestMemory = bytes(parseU64(j.guest_memory, 'guest_memory'));
   const topo = j.topology as Json | undefined;
   if (topo) {
     const iommus = ((topo.iommus as Json[] | undefined) ?? []).map((u, i) => convertIommu(u, `topology.iommus.${i}`));

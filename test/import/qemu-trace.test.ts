@@ -1,20 +1,40 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseLine } from '../../src/import/qemu-trace.js';
+import { QemuTraceConverter, importUnknown, parseLine } from '../../src/import/qemu-trace.js';
 import { BACKENDS } from '../../src/model/backends/index.js';
 import { replayFiles } from '../../src/replay/replay-files.js';
 
 const root = new URL('../..', import.meta.url).pathname;
+const bin = join(root, 'bin/pinledger.js');
 
-function importLog(name: string) {
+function importLog(name: string, ...options: string[]) {
   const out = join(mkdtempSync(join(tmpdir(), 'pinledger-import-')), 'out.jsonl');
-  const r = spawnSync(process.execPath, [join(root, 'bin/pinledger.js'), 'import', 'qemu-trace', join(root, 'traces/samples/qemu', name), '-o', out], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [bin, 'import', 'qemu-trace', join(root, 'traces/samples/qemu', name), '-o', out, ...options], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
   return { out, stdout: r.stdout, stderr: r.stderr, lines: readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>) };
 }
+
+/** `pinledger replay FILE --json --outcomes --backend upstream`: the exit status and the upstream document. */
+function replayCli(file: string) {
+  const r = spawnSync(process.execPath, [bin, 'replay', file, '--json', '--outcomes', '--backend', 'upstream'], { encoding: 'utf8' });
+  expect(r.stdout, r.stderr).not.toBe('');
+  return { code: r.status, doc: JSON.parse(r.stdout).backends.upstream as { findings: { code: string; seq: number; details: Record<string, unknown> }[]; outcomes: { seq: number; ret: number }[]; peak_locked_vm: Record<string, number>; locked_vm: Record<string, number> } };
+}
+
+/** The converter fed `lines`: every event, and what it counted as not used. */
+function convert(lines: string[]) {
+  const c = new QemuTraceConverter();
+  const events = [...lines.flatMap((l) => c.line(l)), ...c.end()];
+  return { events, stats: c.stats, maps: events.filter((e) => e.cmd === 'VFIO_IOMMU_MAP_DMA') as Record<string, any>[] };
+}
+
+const ATTACH = 'vfio_realize  (0000:01:00.0) group 12';
+const RAM = 'vfio_listener_region_add_ram region_add [ram] 0x100000 - 0x7fffffff [0x7f1000100000]';
+const ROM = 'vfio_listener_region_add_ram region_add [ram] 0xfffc0000 - 0xffffffff [0x7f10c0000000]';
+const FINAL = 'qemu-system-x86_64: -device vfio-pci,host=0000:01:00.0: vfio 0000:01:00.0: failed to setup container for group 12: memory listener initialization failed: Region pc.ram: vfio_dma_map(0x55d0c8e0a2c0, 0x100000, 0x7ff00000, 0x7f1000100000) = -12 (Cannot allocate memory)';
 
 async function replay(file: string) {
   const [t] = await replayFiles([file], new Map([['upstream', BACKENDS.upstream!]]), { keepOutcomes: true });
@@ -57,7 +77,9 @@ describe('pinledger import qemu-trace', () => {
     const { out, lines, stderr } = importLog('qemu-10-iso.log');
     const failed = lines.find((l) => l.cmd === 'VFIO_IOMMU_MAP_DMA' && l.arg.iova === '0x100000000')!;
     expect(failed).toMatchObject({ ret: -12, ts: '2025-09-10T18:05:12.030000Z', arg: { size: '0x380000000' } });
-    expect(stderr).toContain('vfio_dma_map error (no matching map) 1');
+    // The final error names the same map again: a confirmation, not a line left unused.
+    expect(lines.filter((l) => l.ret !== undefined && l.ret < 0)).toHaveLength(1);
+    expect(stderr).toBe('');
     const r = await replay(out);
     // The model, with no limit known, maps it: the capture saw ENOMEM.
     expect(r.findings.map((f) => [f.code, f.seq, f.details.observed, f.details.model])).toEqual([['RET_MISMATCH', failed.seq, -12, 0]]);
@@ -85,5 +107,178 @@ describe('pinledger import qemu-trace', () => {
     const r = await replay(out);
     expect(r.lockedVm().peak.get(1)).toBe(160 + 261888);
     expect(r.lockedVm().current.get(1)).toBe(0);
+  });
+});
+
+describe('QemuTraceConverter: failed maps', () => {
+  it('QemuTraceConverter gives VFIO_MAP_DMA failed the errno of its strerror text, on the map attempt before it', () => {
+    const texts: [string, number][] = [
+      ['Cannot allocate memory', -12],
+      ['Invalid argument', -22],
+      ['No space left on device', -28],
+      ['File exists', -17],
+      ['Bad address', -14],
+      ['Operation not permitted', -1],
+      ['Device or resource busy', -16],
+    ];
+    for (const [text, ret] of texts) {
+      const { maps, stats } = convert([ATTACH, RAM, `VFIO_MAP_DMA failed: ${text}`]);
+      expect(maps.map((m) => m.ret), text).toEqual([ret]);
+      expect(stats.refused).toBe(1);
+      expect(stats.unused).toEqual({});
+    }
+  });
+
+  it('QemuTraceConverter reads VFIO_MAP_DMA failed behind any prefix error_report puts', () => {
+    for (const line of [
+      'VFIO_MAP_DMA failed: Cannot allocate memory',
+      'qemu-system-x86_64: VFIO_MAP_DMA failed: Cannot allocate memory',
+      '2024-12-03T09:35:12.131877Z qemu-system-x86_64: -device vfio-pci,host=0000:01:00.0: VFIO_MAP_DMA failed: Cannot allocate memory',
+      '2024-12-03T09:35:12.131877Z qemu-system-x86_64: VFIO_MAP_DMA failed: Cannot allocate memory\r',
+    ]) {
+      expect(convert([ATTACH, RAM, line]).maps.map((m) => m.ret), line).toEqual([-12]);
+    }
+  });
+
+  it('QemuTraceConverter reports a strerror text it does not know and leaves the map without a result', () => {
+    const { maps, stats } = convert([ATTACH, RAM, 'qemu-system-x86_64: VFIO_MAP_DMA failed: Resource temporarily unavailable']);
+    expect(maps[0]!.ret).toBeUndefined();
+    expect(stats.refused).toBe(0);
+    expect(stats.unused).toEqual({ 'VFIO_MAP_DMA failed: Resource temporarily unavailable': 1 });
+  });
+
+  it('QemuTraceConverter takes the final vfio_dma_map error naming the refused map as a confirmation', () => {
+    const { maps, stats } = convert([ATTACH, RAM, 'VFIO_MAP_DMA failed: Cannot allocate memory', ROM, 'vfio_listener_region_del region_del 0x100000 - 0x7fffffff', FINAL]);
+    expect(maps.map((m) => [m.arg.iova, m.ret])).toEqual([
+      ['0x100000', -12],
+      ['0xfffc0000', undefined],
+    ]);
+    expect(stats.refused).toBe(1);
+    expect(stats.unused).toEqual({});
+  });
+
+  it('QemuTraceConverter reports a final vfio_dma_map error whose errno differs, and keeps the first', () => {
+    const { maps, stats } = convert([ATTACH, RAM, 'VFIO_MAP_DMA failed: Cannot allocate memory', ROM, FINAL.replace('= -12 (Cannot allocate memory)', '= -22 (Invalid argument)')]);
+    expect(maps[0]!.ret).toBe(-12);
+    expect(stats.unused).toEqual({ 'vfio_dma_map error (differs from the failure recorded)': 1 });
+  });
+
+  it('QemuTraceConverter gives a vfio_dma_map error naming the held map its errno, and reports one naming no map', () => {
+    // The RAM-device form: 7.2 reports a BAR's failure at once (error_report_err) and goes on.
+    const bar = 'vfio_listener_region_add_ram region_add [ram] 0xfd000000 - 0xfdffffff [0x7f0ff8000000]';
+    const { maps, stats } = convert([
+      ATTACH,
+      bar,
+      'qemu-system-x86_64: vfio_dma_map(0x55d0c8e0a2c0, 0xfd000000, 0x1000000, 0x7f0ff8000000) = -14 (Bad address)',
+      ROM,
+      'qemu-system-x86_64: vfio_dma_map(0x55d0c8e0a2c0, 0x200000000, 0x1000, 0x7f0ff8000000) = -14 (Bad address)',
+    ]);
+    expect(maps.map((m) => m.ret)).toEqual([-14, undefined]);
+    expect(stats.unused).toEqual({ 'vfio_dma_map error (no matching map)': 1 });
+  });
+
+  it('QemuTraceConverter holds a map across lines that make no events, not across one that does', () => {
+    const other = 'vfio_pci_read_config  (0000:01:00.0, @0x0, len=0x4) 0x1eb810de';
+    const held = convert([ATTACH, RAM, other, 'qemu-system-x86_64: warning: something unrelated', 'VFIO_MAP_DMA failed: Cannot allocate memory']);
+    expect(held.maps.map((m) => m.ret)).toEqual([-12]);
+    const gone = convert([ATTACH, RAM, 'vfio_listener_region_del region_del 0x0 - 0x9ffff', 'VFIO_MAP_DMA failed: Cannot allocate memory']);
+    expect(gone.maps.map((m) => m.ret)).toEqual([undefined]);
+    expect(gone.stats.unused).toEqual({ 'VFIO_MAP_DMA failed (no map attempt before it)': 1 });
+    // The map still comes out before the unmap that pushed it out.
+    expect(gone.events.filter((e) => e.type === 'ioctl' && String(e.cmd).endsWith('MAP_DMA')).map((e) => e.cmd)).toEqual(['VFIO_IOMMU_MAP_DMA', 'VFIO_IOMMU_UNMAP_DMA']);
+  });
+
+  it('QemuTraceConverter gives one map one failure: a second VFIO_MAP_DMA failed is reported', () => {
+    const { maps, stats } = convert([ATTACH, RAM, 'VFIO_MAP_DMA failed: Cannot allocate memory', 'VFIO_MAP_DMA failed: Invalid argument']);
+    expect(maps.map((m) => m.ret)).toEqual([-12]);
+    expect(stats.unused).toEqual({ 'VFIO_MAP_DMA failed (no map attempt before it)': 1 });
+  });
+
+  it('QemuTraceConverter converts the teardown after a refused map as before', () => {
+    const { events, stats } = convert([
+      ATTACH,
+      RAM,
+      'VFIO_MAP_DMA failed: Cannot allocate memory',
+      'vfio_listener_region_del region_del 0x100000 - 0x7fffffff',
+      FINAL,
+      'vfio_group_put close group->fd=26',
+      'vfio_container_disconnect close container->fd=25',
+    ]);
+    expect(events.slice(-5).map((e) => [e.type, e.cmd ?? e.op ?? e.fd, e.ret])).toEqual([
+      ['ioctl', 'VFIO_IOMMU_MAP_DMA', -12],
+      ['ioctl', 'VFIO_IOMMU_UNMAP_DMA', undefined],
+      ['device', 'close', undefined],
+      ['close', 4, undefined],
+      ['close', 3, undefined],
+    ]);
+    expect(stats.unused).toEqual({});
+  });
+});
+
+describe('importUnknown', () => {
+  it('importUnknown lists memlock_limit only when --memlock-limit was not given', () => {
+    expect(importUnknown({ memlockLimit: false }).filter((u) => u.startsWith('memlock_limit'))).toHaveLength(1);
+    expect(importUnknown({ memlockLimit: true }).filter((u) => u.startsWith('memlock_limit'))).toEqual([]);
+    expect(importUnknown({ memlockLimit: true })).toHaveLength(importUnknown({ memlockLimit: false }).length - 1);
+  });
+});
+
+describe('pinledger import qemu-trace: QEMU 7.2 under a 64 MiB memlock limit', () => {
+  it('import --memlock-limit 64M gives a trace whose refused pc.ram map replays as ENOMEM with no RET_MISMATCH', () => {
+    const { out, lines, stdout, stderr } = importLog('qemu-7.2-enomem.log', '--memlock-limit', '64M', '--guest-memory', '2G');
+    expect(stdout).toContain('16 events from 23 lines, 1 refused map');
+    expect(stderr).toBe('');
+    const h = lines[0]!;
+    expect(h.guest_memory).toBe('0x80000000');
+    expect((h.import.unknown as string[]).some((u) => u.startsWith('memlock_limit'))).toBe(false);
+    expect(lines[1]).toEqual({ type: 'process', seq: 1, pid: 1, op: 'start', memlock_limit: '0x4000000', comm: 'qemu' });
+    expect(lines.filter((l) => l.cmd === 'VFIO_IOMMU_MAP_DMA').map((l) => [l.seq, l.arg.iova, l.arg.size, l.ret])).toEqual([
+      [7, '0x0', '0xa0000', undefined],
+      [8, '0xc0000', '0x20000', undefined],
+      [9, '0xe0000', '0x20000', undefined],
+      [10, '0x100000', '0x7ff00000', -12],
+      [11, '0xfffc0000', '0x40000', undefined],
+    ]);
+    expect(lines.filter((l) => l.cmd === 'VFIO_IOMMU_UNMAP_DMA').map((l) => l.arg.iova)).toEqual(['0x0', '0xc0000', '0xe0000', '0x100000', '0xfffc0000']);
+    // (Its exit status is replay's business: the refusal is the point of the trace.)
+    const { doc } = replayCli(out);
+    expect(doc.outcomes.find((o) => o.seq === 10)).toEqual({ seq: 10, ret: -12 });
+    expect(doc.findings.filter((f) => f.code === 'RET_MISMATCH')).toEqual([]);
+    expect(doc.findings.find((f) => f.code === 'ACCT_LIMIT')).toMatchObject({ seq: 10, details: { locked_vm: 224, needed: 524032, limit_pages: 16384 } });
+    // 0-640K, pc.rom, isa-bios and pc.bios (isa-bios's frames again): the teardown leaves nothing.
+    expect(doc.peak_locked_vm).toEqual({ '1': 288 });
+    expect(doc.locked_vm).toEqual({ '1': 0 });
+  });
+
+  it('import without --memlock-limit keeps the observed ENOMEM, which replay holds against the unlimited model as RET_MISMATCH', () => {
+    const { out, lines } = importLog('qemu-7.2-enomem.log');
+    expect(lines[0]!.guest_memory).toBeUndefined();
+    expect((lines[0]!.import.unknown as string[]).some((u) => u.startsWith('memlock_limit'))).toBe(true);
+    expect(lines[1]).toMatchObject({ op: 'start', memlock_limit: 'unlimited' });
+    expect(lines.find((l) => l.seq === 10)).toMatchObject({ cmd: 'VFIO_IOMMU_MAP_DMA', ret: -12 });
+    const { code, doc } = replayCli(out);
+    expect(doc.findings.filter((f) => f.code === 'RET_MISMATCH').map((f) => [f.seq, f.details.observed, f.details.model])).toEqual([[10, -12, 0]]);
+    expect(doc.outcomes.find((o) => o.seq === 10)).toEqual({ seq: 10, ret: 0 });
+    expect(code).toBe(1);
+  });
+
+  it('import --memlock-limit unlimited says so and lists it as known', () => {
+    const { lines } = importLog('qemu-7.2-enomem.log', '--memlock-limit', 'unlimited');
+    expect(lines[1]).toMatchObject({ op: 'start', memlock_limit: 'unlimited' });
+    expect((lines[0]!.import.unknown as string[]).some((u) => u.startsWith('memlock_limit'))).toBe(false);
+  });
+
+  it('import refuses a bad size with exit 2 and one line, before writing -o', () => {
+    for (const [option, value] of [
+      ['--memlock-limit', '2X'],
+      ['--guest-memory', 'unlimited'],
+    ]) {
+      const out = join(mkdtempSync(join(tmpdir(), 'pinledger-import-')), 'out.jsonl');
+      const r = spawnSync(process.execPath, [bin, 'import', 'qemu-trace', join(root, 'traces/samples/qemu/qemu-7.2-enomem.log'), '-o', out, option!, value!], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toContain(`${option} "${value}": expected bytes or a size such as 64M, 2GiB, 65536K`);
+      expect(existsSync(out)).toBe(false);
+    }
   });
 });

@@ -161,6 +161,11 @@ export class Replayer {
     return out;
   }
 
+  /** The trace's page size in bytes (4096 before the first segment). */
+  get pageSize(): number {
+    return this.header?.pageSize ?? 4096;
+  }
+
   get traceId(): string | undefined {
     return this.header?.traceId;
   }
