@@ -60,30 +60,32 @@ export async function runDaemon(cfg: DaemonConfig, log: Logger): Promise<number>
   watcher.on('add', take);
   watcher.on('change', take);
   watcher.on('error', (e) => log.error({ err: e }, 'watcher error'));
-  await new Promise<void>((res) => watcher.once('ready', () => res()));
-  log.info({ watch: dir, db: resolve(cfg.db) }, 'ready');
-
-  return new Promise<number>((res) => {
-    const stop = (signal: string) => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting now');
+  // The signals are handled from here on, also while the watcher starts:
+  // a SIGTERM at any moment after the store is open exits 0.
+  let stopped!: (code: number) => void;
+  const done = new Promise<number>((res) => (stopped = res));
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      log.flush();
+      process.exit(130);
+    }
+    stopping = true;
+    runner.stop();
+    log.info({ signal }, 'stopping');
+    void watcher
+      .close()
+      .then(() => runner.idle())
+      .then(() => {
+        db.close();
+        log.info('stopped');
         log.flush();
-        process.exit(130);
-      }
-      stopping = true;
-      runner.stop();
-      log.info({ signal }, 'stopping');
-      void watcher
-        .close()
-        .then(() => runner.idle())
-        .then(() => {
-          db.close();
-          log.info('stopped');
-          log.flush();
-          res(0);
-        });
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+        stopped(0);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  await Promise.race([new Promise<void>((res) => watcher.once('ready', () => res())), done]);
+  if (!stopping) log.info({ watch: dir, db: resolve(cfg.db) }, 'ready');
+  return done;
 }

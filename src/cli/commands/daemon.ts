@@ -1,7 +1,12 @@
 /** `pinledger daemon`: watch a drop folder and ingest what lands there. */
+import { statSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { runDaemon } from '../../daemon/daemon.js';
 import { makeLogger } from '../../daemon/logger.js';
+import { DEFAULT_DB, checkStoreFile, dbOption } from '../query-args.js';
+import { UsageError, nonEmpty, wholeNumber } from '../usage-error.js';
+
+export { DEFAULT_DB };
 
 interface Args {
   watch: string;
@@ -10,19 +15,33 @@ interface Args {
 }
 
 export const DEFAULT_WATCH = 'traces/incoming';
-export const DEFAULT_DB = 'pinledger.db';
+
+/** pino's levels, for PINLEDGER_LOG_LEVEL. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export const daemonCommand: CommandModule<object, Args> = {
   command: 'daemon',
   describe: 'Watch a drop folder, replay every trace file that lands there, and keep everything in SQLite',
   builder: (y: Argv) =>
     y
-      .option('watch', { type: 'string', default: DEFAULT_WATCH, describe: 'drop folder (env PINLEDGER_WATCH)' })
-      .option('db', { type: 'string', default: DEFAULT_DB, describe: 'SQLite database (env PINLEDGER_DB)' })
-      .option('stable-ms', { type: 'number', default: 500, describe: 'how long a file must stay the same size before it is taken' })
+      .option('watch', { type: 'string', default: DEFAULT_WATCH, describe: 'drop folder, created if missing (env PINLEDGER_WATCH)', coerce: nonEmpty('--watch') })
+      .option('db', dbOption)
+      .option('stable-ms', { type: 'number', default: 500, describe: 'how long a file must stay the same size before it is taken (env PINLEDGER_STABLE_MS)', coerce: wholeNumber('--stable-ms') })
       .example('$0 daemon', 'watch traces/incoming, store in ./pinledger.db')
-      .example('PINLEDGER_DB=/var/lib/pinledger/pinledger.db $0 daemon --watch /var/spool/pinledger', 'as a service would run it') as unknown as Argv<Args>,
+      .example('PINLEDGER_DB=/var/lib/pinledger/pinledger.db $0 daemon --watch /var/spool/pinledger', 'as a service would run it')
+      .epilogue('Options also come from PINLEDGER_WATCH, PINLEDGER_DB, PINLEDGER_STABLE_MS and the config file; PINLEDGER_LOG_LEVEL sets the log level.') as unknown as Argv<Args>,
   handler: async (args) => {
-    process.exitCode = await runDaemon({ watch: args.watch, db: args.db, stableMs: args['stable-ms'] }, makeLogger());
+    // Everything that can be refused is refused before the folder or the database is created.
+    const level = process.env.PINLEDGER_LOG_LEVEL;
+    if (level !== undefined && !LOG_LEVELS.includes(level)) throw new UsageError(`PINLEDGER_LOG_LEVEL=${level}: expected one of ${LOG_LEVELS.join(', ')}`);
+    let watchStat;
+    try {
+      watchStat = statSync(args.watch);
+    } catch {
+      watchStat = undefined;
+    }
+    if (watchStat && !watchStat.isDirectory()) throw new UsageError(`--watch ${args.watch}: not a directory`);
+    checkStoreFile(args.db);
+    process.exitCode = await runDaemon({ watch: args.watch, db: args.db, stableMs: args['stable-ms'] }, makeLogger(level));
   },
 };

@@ -1,20 +1,29 @@
 /**
  * `pinledger import qemu-trace LOG -o FILE`: QEMU's VFIO trace log to a
  * vfio-trace file. Lines it cannot use are counted and reported, not fatal.
+ * What the log cannot say but the operator knows (the VM's RLIMIT_MEMLOCK,
+ * its memory) comes from options.
  */
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Argv, CommandModule } from 'yargs';
 import { fileSink } from '../../gen/writer.js';
-import { IMPORT_UNKNOWN, QemuTraceConverter, TopologyScan } from '../../import/qemu-trace.js';
+import { QemuTraceConverter, TopologyScan, importUnknown } from '../../import/qemu-trace.js';
+import { formatSizeHelp, sizeArg } from '../size-arg.js';
+import { existingFiles, nonEmpty, oneOf, outFile } from '../usage-error.js';
 
 interface Args {
   source: string;
   log: string;
   out: string;
   'trace-id'?: string;
+  /** Bytes (coerced by sizeArg), or "unlimited". */
+  'memlock-limit'?: bigint | 'unlimited';
+  'guest-memory'?: bigint;
 }
+
+const hex = (v: bigint) => '0x' + v.toString(16);
 
 async function* lines(file: string): AsyncGenerator<string> {
   const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
@@ -26,15 +35,24 @@ export const importCommand: CommandModule<object, Args> = {
   describe: 'Convert a capture from another tool into a vfio-trace file (qemu-trace: QEMU -trace vfio_* logs)',
   builder: (y: Argv) =>
     y
-      .positional('source', { choices: ['qemu-trace'], demandOption: true })
-      .positional('log', { type: 'string', demandOption: true })
-      .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the vfio-trace file to write (.jsonl or .jsonl.gz)' })
-      .option('trace-id', { type: 'string', describe: 'default: qemu/<log file name>' })
-      .example("$0 import qemu-trace qemu-vfio.log -o vm.jsonl", "a log from qemu -trace 'vfio_*' -D qemu-vfio.log") as unknown as Argv<Args>,
+      .positional('source', { choices: ['qemu-trace'], demandOption: true, describe: 'the tool the capture comes from', coerce: oneOf('source', ['qemu-trace']) })
+      .positional('log', { type: 'string', demandOption: true, describe: "QEMU's trace log", coerce: (v: string) => existingFiles('log')(v)[0]! })
+      .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the vfio-trace file to write (.jsonl or .jsonl.gz)', coerce: outFile('-o/--out') })
+      .option('trace-id', { type: 'string', describe: 'default: qemu/<log file name>', coerce: nonEmpty('--trace-id') })
+      .option('memlock-limit', {
+        type: 'string',
+        coerce: sizeArg('--memlock-limit', ['unlimited']),
+        describe: `the RLIMIT_MEMLOCK the VM ran under: ${formatSizeHelp}, or unlimited (default: unlimited, and listed as unknown)`,
+      })
+      .option('guest-memory', { type: 'string', coerce: sizeArg('--guest-memory'), describe: `the VM's memory as libvirt counts it (header guest_memory): ${formatSizeHelp}` })
+      .example("$0 import qemu-trace qemu-vfio.log -o vm.jsonl", "a log from qemu -trace 'vfio_*' 2> qemu-vfio.log")
+      .example('$0 import qemu-trace vm.log --memlock-limit 64M --guest-memory 2G -o vm.jsonl', 'a VM that ran under ulimit -l 65536') as unknown as Argv<Args>,
   handler: async (a) => {
     // Pass 1: the groups and devices, for the header.
     const scan = new TopologyScan();
     for await (const l of lines(a.log)) scan.line(l);
+    const limit = a['memlock-limit'];
+    const guestMemory = a['guest-memory'];
     const sink = fileSink(a.out);
     await sink.line(
       JSON.stringify({
@@ -44,14 +62,16 @@ export const importCommand: CommandModule<object, Args> = {
         trace_id: a['trace-id'] ?? `qemu/${basename(a.log)}`,
         segment: 0,
         captured_by: 'pinledger import qemu-trace',
-        import: { from: 'qemu-trace', file: basename(a.log), unknown: IMPORT_UNKNOWN },
+        ...(guestMemory === undefined ? {} : { guest_memory: hex(guestMemory) }),
+        import: { from: 'qemu-trace', file: basename(a.log), unknown: importUnknown({ memlockLimit: limit !== undefined }) },
         topology: scan.topology(),
       }),
     );
     // Pass 2: the events.
     const conv = new QemuTraceConverter();
     let seq = 0;
-    await sink.line(JSON.stringify({ type: 'process', seq: ++seq, pid: 1, op: 'start', memlock_limit: 'unlimited', comm: 'qemu' }));
+    const memlock = limit === undefined || limit === 'unlimited' ? 'unlimited' : hex(limit);
+    await sink.line(JSON.stringify({ type: 'process', seq: ++seq, pid: 1, op: 'start', memlock_limit: memlock, comm: 'qemu' }));
     const emit = async (evs: Record<string, unknown>[]) => {
       for (const e of evs) await sink.line(JSON.stringify({ type: e.type, seq: ++seq, ...e }));
     };
@@ -60,7 +80,8 @@ export const importCommand: CommandModule<object, Args> = {
     await sink.close();
     const st = conv.stats;
     const unused = Object.entries(st.unused).sort((x, y) => y[1] - x[1]);
-    process.stdout.write(`${a.out}: ${seq} events from ${st.lines} lines\n`);
+    const refused = st.refused ? `, ${st.refused} refused map${st.refused === 1 ? '' : 's'}` : '';
+    process.stdout.write(`${a.out}: ${seq} events from ${st.lines} lines${refused}\n`);
     if (unused.length) process.stderr.write(`not used: ${unused.map(([n, c]) => `${n} ${c}`).join(', ')}\n`);
     if (st.unparsed) process.stderr.write(`not trace lines: ${st.unparsed}\n`);
   },

@@ -13,7 +13,8 @@ import { openStore } from '../../store/db.js';
 import { Ingestor, type IngestResult } from '../../store/ingest.js';
 import { CAPTURED_DESIGN, driversFor } from '../../replay/designs.js';
 import { backendSpec } from './replay.js';
-import { DEFAULT_DB } from './daemon.js';
+import { checkStoreFile, dbOption } from '../query-args.js';
+import { backendArg, existingFiles } from '../usage-error.js';
 
 interface Args {
   files: string[];
@@ -29,12 +30,15 @@ export const ingestCommand: CommandModule<object, Args> = {
   describe: 'Ingest trace files into the database, as the daemon would',
   builder: (y: Argv) =>
     y
-      .positional('files', { type: 'string', array: true, demandOption: true })
-      .option('db', { type: 'string', default: DEFAULT_DB, describe: 'SQLite database (env PINLEDGER_DB)' })
-      .option('backend', { type: 'string', default: 'auto', describe: 'designs for new traces: names, all, or auto' })
-      .example('$0 ingest seg0.jsonl seg1.jsonl.gz', 'two segments of a capture') as unknown as Argv<Args>,
+      .positional('files', { type: 'string', array: true, demandOption: true, describe: 'segment files (.jsonl or .jsonl.gz)', coerce: existingFiles('trace file') })
+      .option('db', dbOption)
+      .option('backend', { type: 'string', default: 'auto', describe: 'designs for new traces: upstream, rfc-v5, iommufd-compat, comma separated, all, or auto', coerce: backendArg })
+      .example('$0 ingest seg0.jsonl seg1.jsonl.gz', 'two segments of a capture')
+      .example('$0 ingest capture.jsonl --db /srv/pinledger.db --backend all', 'into another database, through every design') as unknown as Argv<Args>,
   handler: async (args) => {
     const spec = backendSpec(args.backend);
+    // Refused before the database is created: a file that is not ours.
+    checkStoreFile(args.db);
     const db = openStore(args.db);
     let bar: SingleBar | undefined;
     const ingestor = new Ingestor(db, {

@@ -4,13 +4,17 @@
  * document (README). Unknown traces and bad questions exit 2.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { BACKENDS } from '../../model/backends/index.js';
+import { BACKENDS, BACKEND_NAMES } from '../../model/backends/index.js';
 import type { DifferentialReplay } from '../../model/replay/differential.js';
 import type { BackendSnapshot } from '../../model/vfio/driver.js';
 import { replayAt, replaySegments } from '../../store/rebuild.js';
-import { QueryError, accounting, listFindings, listTraces, readOnlySql, requireTrace, segmentsOf } from '../../store/queries.js';
-import { formatBytes, formatPages, roundUpMiB, table } from '../format.js';
-import { dbOption, openDb, parseSince, sparkline } from '../query-args.js';
+import { type AccountingRow, QueryError, accounting, listFindings, listTraces, readOnlySql, requireTrace, segmentsOf } from '../../store/queries.js';
+import { formatBytes, formatKiB, formatPages, formatSize, plural, table, thousands } from '../format.js';
+import { formatSizeHelp, sizeArg } from '../size-arg.js';
+import { answerOfRow, memlockSentence } from '../../report/memlock.js';
+import { decidingDesigns } from '../../replay/designs.js';
+import { dbOption, openDb, parseSince, requirePid, sinceOption, sparkline } from '../query-args.js';
+import { designPair, nonEmpty, wholeNumber } from '../usage-error.js';
 
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : s + '\n');
 const json = (v: unknown): void => out(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? '0x' + x.toString(16) : x), 2));
@@ -30,7 +34,7 @@ export const tracesCommand: CommandModule<object, Common & { status?: string; si
       .option('db', dbOption)
       .option('json', jsonOption)
       .option('status', { choices: ['ok', 'quarantined'], describe: 'only traces in this state' })
-      .option('since', { type: 'string', describe: 'only traces updated since (ISO time, or 30m, 12h, 7d)' })
+      .option('since', sinceOption('only traces updated since (ISO time, or 30m, 12h, 7d)'))
       .example('$0 traces --since 24h', 'what came in today') as unknown as Argv<Common & { status?: string; since?: string }>,
   handler: (a) => {
     const db = openDb(a.db);
@@ -43,13 +47,16 @@ export const tracesCommand: CommandModule<object, Common & { status?: string; si
           t.trace_id,
           String(t.segments),
           t.status,
-          String(t.events),
+          thousands(t.events),
           String(t.processes),
           formatPages(t.peak_locked_vm, t.page_size),
+          t.design === null ? '' : formatKiB(BigInt(t.memlock_required)),
+          t.design === null ? '' : t.memlock_limit === null ? 'none' : formatKiB(BigInt(t.memlock_limit)),
+          t.design === null ? '' : t.memlock_short > 0 ? `short by ${formatKiB(BigInt(t.memlock_short))}` : 'enough',
           `${t.findings.error}/${t.findings.warning}/${t.findings.info}`,
           when(t.updated_at),
         ]),
-        ['trace', 'segments', 'status', 'events', 'processes', 'peak locked_vm', 'err/warn/info', 'updated'],
+        ['trace', 'segments', 'status', 'events', 'processes', 'peak locked_vm', 'memlock needed', 'limit', 'verdict', 'err/warn/info', 'updated'],
       ),
     );
   },
@@ -64,12 +71,12 @@ export const findingsCommand: CommandModule<object, FindingArgs> = {
     y
       .option('db', dbOption)
       .option('json', jsonOption)
-      .option('trace', { type: 'string' })
-      .option('code', { type: 'string', describe: 'e.g. ACCT_DOUBLE_CHARGE' })
+      .option('trace', { type: 'string', describe: 'only this trace', coerce: nonEmpty('--trace') })
+      .option('code', { type: 'string', describe: 'e.g. ACCT_DOUBLE_CHARGE', coerce: nonEmpty('--code') })
       .option('severity', { choices: ['error', 'warning', 'info'] })
-      .option('backend', { type: 'string', describe: 'a design: upstream, rfc-v5, iommufd-compat' })
-      .option('since', { type: 'string', describe: 'only from segments ingested since (ISO time, or 30m, 12h, 7d)' })
-      .option('limit', { type: 'number', default: 100 })
+      .option('backend', { choices: BACKEND_NAMES, describe: 'only findings of this design' })
+      .option('since', sinceOption('only from segments ingested since (ISO time, or 30m, 12h, 7d)'))
+      .option('limit', { type: 'number', default: 100, describe: 'at most this many (the output says when more match)', coerce: wholeNumber('--limit', 1) })
       .example('$0 findings --severity error --trace host42/vm-7f3a', 'the errors of one trace') as unknown as Argv<FindingArgs>,
   handler: (a) => {
     const db = openDb(a.db);
@@ -80,20 +87,24 @@ export const findingsCommand: CommandModule<object, FindingArgs> = {
       ...(a.severity !== undefined ? { severity: a.severity } : {}),
       ...(a.backend !== undefined ? { backend: a.backend } : {}),
       ...(since !== undefined ? { since } : {}),
-      limit: a.limit,
+      // One more than asked, to know whether --limit cut the list.
+      limit: a.limit + 1,
     });
-    if (a.json) return json({ findings: rows });
+    const truncated = rows.length > a.limit;
+    if (truncated) rows.length = a.limit;
+    if (a.json) return json({ findings: rows, truncated });
     const lines: string[] = [];
     for (const f of rows) {
       lines.push(`${f.trace_id} seq ${f.seq} [${f.backend}] ${f.severity} ${f.code}: ${f.message}`);
       for (const c of f.context) lines.push(`    ${JSON.stringify(c)}`);
       lines.push(`  > ${JSON.stringify(f.event)}`);
     }
+    if (truncated) lines.push(`(stopped at --limit ${a.limit}; more findings match: raise --limit)`);
     out(lines.length ? lines.join('\n') : 'no findings');
   },
 };
 
-type AcctArgs = Common & { trace: string; pid?: number; backend?: string };
+type AcctArgs = Common & { trace: string; pid?: number; backend?: string; 'guest-memory'?: bigint };
 
 export const accountingCommand: CommandModule<object, AcctArgs> = {
   command: 'accounting',
@@ -102,29 +113,50 @@ export const accountingCommand: CommandModule<object, AcctArgs> = {
     y
       .option('db', dbOption)
       .option('json', jsonOption)
-      .option('trace', { type: 'string', demandOption: true })
-      .option('pid', { type: 'number' })
-      .option('backend', { type: 'string' })
-      .example('$0 accounting --trace host42/vm-7f3a', 'how much memlock the VM really needed, per design') as unknown as Argv<AcctArgs>,
+      .option('trace', { type: 'string', demandOption: true, coerce: nonEmpty('--trace') })
+      .option('pid', { type: 'number', describe: 'only this process', coerce: wholeNumber('--pid') })
+      .option('backend', { choices: BACKEND_NAMES, describe: 'only this design' })
+      .option('guest-memory', {
+        type: 'string',
+        coerce: sizeArg('--guest-memory'),
+        describe: `the VM's memory as libvirt counts it, to compare the answer with libvirt's default limit (else the trace header's guest_memory): ${formatSizeHelp}`,
+      })
+      .example('$0 accounting --trace host42/vm-7f3a', 'how much memlock the VM really needed, per design')
+      .example('$0 accounting --trace host42/vm-7f3a --guest-memory 16G', "and whether libvirt's default limit for a 16 GiB guest is enough") as unknown as Argv<AcctArgs>,
   handler: (a) => {
     const db = openDb(a.db);
-    const pageSize = requireTrace(db, a.trace).page_size;
+    const trace = requireTrace(db, a.trace);
+    const pageSize = trace.page_size;
+    requirePid(db, a.trace, a.pid);
     const rows = accounting(db, a.trace, { ...(a.pid !== undefined ? { pid: a.pid } : {}), ...(a.backend !== undefined ? { backend: a.backend } : {}) });
-    if (a.json) return json({ trace_id: a.trace, accounting: rows });
-    const lines: string[] = [];
+    const guest = a['guest-memory'] ?? (trace.guest_memory === null ? null : BigInt(trace.guest_memory));
+    const deciding = new Set(decidingDesigns(trace.backends));
+    const sentence = (r: AccountingRow) =>
+      (deciding.has(r.backend) ? (deciding.size > 1 ? `${r.backend}: ` : '') : `${r.backend} (comparison): `) + memlockSentence(answerOfRow(r), guest);
+    if (a.json) {
+      return json({
+        trace_id: a.trace,
+        answer: rows.map(sentence),
+        accounting: rows.map((r) => ({ ...r, role: deciding.has(r.backend) ? 'deciding' : 'comparison' })),
+      });
+    }
+    const lines: string[] = rows.map(sentence);
     for (const r of rows) {
-      lines.push(`${r.backend} pid ${r.pid}`);
+      lines.push('', `${r.backend}${deciding.has(r.backend) ? '' : ' (comparison)'} pid ${r.pid}`);
       lines.push(`  timeline  |${sparkline(r.timeline)}|  seq ${r.timeline[0]?.[0] ?? '-'}..${r.timeline.at(-1)?.[0] ?? '-'}`);
       lines.push(`  peak      ${formatPages(r.peak_locked_vm, pageSize)} at seq ${r.peak_seq ?? '-'}: ${JSON.stringify(r.peak_event)}`);
       lines.push(`  final     ${formatPages(r.final_locked_vm, pageSize)}`);
-      lines.push(`  by cause  direct ${r.peak_by_cause.direct}, pins ${r.peak_by_cause.pins}, of which frames charged again ${r.peak_by_cause.shared} (pages, at the peak)`);
-      lines.push(`  memlock   ${r.memlock_required} bytes (${roundUpMiB(BigInt(r.memlock_required))} MiB): the smallest RLIMIT_MEMLOCK that lets every successful operation run`);
+      const limit = r.memlock_limit === null ? (r.cap_ipc_lock ? 'none applied (CAP_IPC_LOCK)' : 'unlimited') : `${formatKiB(BigInt(r.memlock_limit))} (${thousands(r.memlock_limit)} bytes)`;
+      lines.push(`  limit     ${limit}${r.limit_refusals ? `; refused ${plural(r.limit_refusals, 'operation')}, the first at seq ${r.first_refusal?.seq ?? '-'}` : ''}`);
+      const need = BigInt(r.memlock_required);
+      lines.push(`  needed    ${formatKiB(need)} (${thousands(need)} bytes, ${formatSize(need)}): the peak with RLIMIT_MEMLOCK unlimited${r.memlock_short ? `, short by ${formatKiB(BigInt(r.memlock_short))}` : ''}`);
+      lines.push(`  by cause  direct ${thousands(r.peak_by_cause.direct)}, pins ${thousands(r.peak_by_cause.pins)}, of which frames charged again ${thousands(r.peak_by_cause.shared)} (pages, at the needed peak)`);
     }
     out(lines.join('\n'));
   },
 };
 
-type StateArgs = Common & { trace: string; at?: number };
+type StateArgs = Common & { trace: string; at?: number; pid?: number };
 
 /** The backend's view in the snake_case of every --json document. */
 function snakeSnapshot(b: BackendSnapshot) {
@@ -164,6 +196,17 @@ function describeState(d: DifferentialReplay) {
   );
 }
 
+/** `state --pid P`: that process, its containers and the groups in them. */
+function onlyPid(st: ReturnType<typeof describeState>, pid: number): ReturnType<typeof describeState> {
+  return Object.fromEntries(
+    Object.entries(st).map(([name, s]) => {
+      const containers = s.containers.filter((c) => c.pid === pid);
+      const ids = new Set(containers.map((c) => c.id));
+      return [name, { ...s, processes: s.processes.filter((p) => p.pid === pid), containers, groups: s.groups.filter((g) => g.container !== null && ids.has(g.container)) }];
+    }),
+  );
+}
+
 export const stateCommand: CommandModule<object, StateArgs> = {
   command: 'state',
   describe: 'Containers, groups, domains, DMA mappings and pins at the end of a trace, or just after event SEQ',
@@ -171,14 +214,16 @@ export const stateCommand: CommandModule<object, StateArgs> = {
     y
       .option('db', dbOption)
       .option('json', jsonOption)
-      .option('trace', { type: 'string', demandOption: true })
-      .option('at', { type: 'number', describe: 'just after this seq (replays the segment file again)' })
+      .option('trace', { type: 'string', demandOption: true, coerce: nonEmpty('--trace') })
+      .option('at', { type: 'number', describe: 'just after this seq (replays the segment file again)', coerce: wholeNumber('--at') })
+      .option('pid', { type: 'number', describe: 'only this process and its containers', coerce: wholeNumber('--pid') })
       .example('$0 state --trace host42/vm-7f3a --at 1200', 'what was mapped after event 1200') as unknown as Argv<StateArgs>,
   handler: async (a) => {
     const db = openDb(a.db);
     const pageSize = requireTrace(db, a.trace).page_size;
+    requirePid(db, a.trace, a.pid);
     const d = await replayAt(db, a.trace, a.at);
-    const st = describeState(d);
+    const st = a.pid === undefined ? describeState(d) : onlyPid(describeState(d), a.pid);
     if (a.json) return json({ trace_id: a.trace, at: a.at ?? null, backends: st });
     const lines: string[] = [];
     for (const [name, s] of Object.entries(st)) {
@@ -213,8 +258,8 @@ export const diffCommand: CommandModule<object, DiffArgs> = {
     y
       .option('db', dbOption)
       .option('json', jsonOption)
-      .option('trace', { type: 'string', demandOption: true })
-      .option('backends', { type: 'string', default: 'upstream,rfc-v5', describe: 'two designs, comma separated' })
+      .option('trace', { type: 'string', demandOption: true, coerce: nonEmpty('--trace') })
+      .option('backends', { type: 'string', default: 'upstream,rfc-v5', describe: `two designs of ${BACKEND_NAMES.join(', ')}, comma separated`, coerce: designPair })
       .example('$0 diff --trace host42/vgpu --backends upstream,rfc-v5', 'the 2016 design against today') as unknown as Argv<DiffArgs>,
   handler: async (a) => {
     const db = openDb(a.db);
@@ -288,7 +333,7 @@ export const sqlCommand: CommandModule<object, SqlArgs> = {
   describe: 'Read-only SQL on the documented schema (anything but a read is refused)',
   builder: (y: Argv) =>
     y
-      .positional('query', { type: 'string', demandOption: true })
+      .positional('query', { type: 'string', demandOption: true, describe: 'one SELECT (or WITH ... SELECT)', coerce: nonEmpty('the query') })
       .option('db', dbOption)
       .option('json', jsonOption)
       .example('$0 sql "SELECT code, count(*) FROM findings GROUP BY code"', 'findings by code') as unknown as Argv<SqlArgs>,

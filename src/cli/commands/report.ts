@@ -1,14 +1,17 @@
 /** `pinledger report --trace T --out FILE`: one self-contained HTML report. */
 import { writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { renderReport } from '../../report/html.js';
-import { accounting, listFindings, requireTrace } from '../../store/queries.js';
-import { dbOption, openDb } from '../query-args.js';
+import { CHART_COLUMNS, renderReport, seriesKey } from '../../report/html.js';
+import { accounting, findingGroups, listFindings, requireTrace, timelineColumns, traceSeqRange } from '../../store/queries.js';
+import { dbOption, openDb, requirePid } from '../query-args.js';
+import { formatSizeHelp, parseSize, sizeArg } from '../size-arg.js';
+import { nonEmpty, outFile, wholeNumber } from '../usage-error.js';
 
 interface Args {
   db: string;
   trace: string;
   out: string;
+  pid?: number;
 }
 
 export const reportCommand: CommandModule<object, Args> = {
@@ -17,16 +20,38 @@ export const reportCommand: CommandModule<object, Args> = {
   builder: (y: Argv) =>
     y
       .option('db', dbOption)
-      .option('trace', { type: 'string', demandOption: true })
-      .option('out', { type: 'string', default: 'report.html' })
-      .example('$0 report --trace host42/vm-7f3a --out vm.html', 'a page to attach to a ticket') as unknown as Argv<Args>,
+      .option('trace', { type: 'string', demandOption: true, coerce: nonEmpty('--trace') })
+      .option('out', { alias: 'o', type: 'string', default: 'report.html', describe: 'the HTML file to write', coerce: outFile('-o/--out') })
+      .option('pid', { type: 'number', describe: 'only this process', coerce: wholeNumber('--pid') })
+      .option('guest-memory', {
+        type: 'string',
+        coerce: sizeArg('--guest-memory'),
+        describe: `the VM's memory as libvirt counts it, to compare the answer with libvirt's default limit (else the trace header's guest_memory): ${formatSizeHelp}`,
+      })
+      .example('$0 report --trace host42/vm-7f3a --out vm.html', 'a page to attach to a ticket')
+      .example('$0 report --trace host42/vm-7f3a --pid 4242 -o qemu.html', 'one process of the trace') as unknown as Argv<Args>,
   handler: (a) => {
     const db = openDb(a.db);
+    const trace = requireTrace(db, a.trace);
+    requirePid(db, a.trace, a.pid);
+    // No timeline is loaded whole: each is cut into one column per pixel of the chart by SQLite.
+    const rows = accounting(db, a.trace, { ...(a.pid === undefined ? {} : { pid: a.pid }), timeline: false });
+    const range = traceSeqRange(db, a.trace) ?? [0, Math.max(1, trace.last_seq)];
+    const series = new Map(rows.map((r) => [seriesKey(r.backend, r.pid), timelineColumns(db, a.trace, r.backend, r.pid, range[0], range[1], CHART_COLUMNS)]));
+    // --guest-memory SIZE, when the command declares it, before the trace header's.
+    const option = (a as { guestMemory?: unknown }).guestMemory;
+    const guestMemory =
+      typeof option === 'bigint' ? option : typeof option === 'number' ? BigInt(option) : typeof option === 'string' ? parseSize(option, '--guest-memory') : trace.guest_memory === null ? null : BigInt(trace.guest_memory);
     const html = renderReport({
       traceId: a.trace,
-      pageSize: requireTrace(db, a.trace).page_size,
-      accounting: accounting(db, a.trace),
-      findings: listFindings(db, { trace: a.trace, limit: 100000 }),
+      pageSize: trace.page_size,
+      accounting: rows,
+      series,
+      seqRange: range,
+      events: (db.prepare('SELECT events FROM traces WHERE trace_id = ?').get(a.trace) as { events: number }).events,
+      guestMemory,
+      findingGroups: findingGroups(db, a.trace),
+      divergences: listFindings(db, { trace: a.trace, code: 'DESIGN_DIVERGENCE', limit: 1000 }),
       generatedAt: new Date().toISOString(),
     });
     writeFileSync(a.out, html);
