@@ -348,7 +348,7 @@ export function findingGroups(db: Db, traceId: string): FindingGroup[] {
     .prepare(
       `SELECT g.backend, g.code, g.severity, g.cause, g.count, g.first_seq, g.last_seq, f.message
          FROM (SELECT backend, code, severity,
-                      coalesce(nullif(json_extract(details, '$.cause'), ''), pinledger_normalise(message)) AS cause,
+                      coalesce(nullif(CASE WHEN instr(details, '"cause"') THEN json_extract(details, '$.cause') END, ''), pinledger_normalise(message)) AS cause,
                       count(*) AS count, min(seq) AS first_seq, max(seq) AS last_seq, min(id) AS first_id
                  FROM findings WHERE trace_id = ? AND code != 'DESIGN_DIVERGENCE'
                 GROUP BY backend, code, severity, cause) g
