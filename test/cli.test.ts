@@ -189,7 +189,7 @@ describe('pinledger ingest', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pinledger-ingest-'));
     const r = cliIn(dir, {}, 'ingest', sampleFile('vm-boot.jsonl'), sampleFile('vm-boot.jsonl'));
     expect(r.code).toBe(0);
-    expect(r.out).toContain('vm-boot.jsonl: ingested trace host42/vm-boot segment 0 (29 events, 1 findings');
+    expect(r.out).toContain('vm-boot.jsonl: ingested trace host42/vm-boot segment 0 (29 events, 1 finding,');
     expect(r.out).toContain('vm-boot.jsonl: duplicate trace host42/vm-boot segment 0');
     expect(existsSync(join(dir, 'pinledger.db'))).toBe(true);
     const bad = cliIn(dir, {}, 'ingest', sampleFile('invalid-seq.jsonl'));

@@ -44,7 +44,16 @@ describe('pinledger traces', () => {
       'host42/vm-memlock',
     ]);
     expect(byId['host42/vm-boot']).toMatchObject({ segments: 1, status: 'ok', events: 29, processes: 1, peak_locked_vm: 1048608, memlock_required: 4295098368, findings: { error: 0, warning: 0, info: 1 }, backends: ['upstream'] });
-    expect(byId['host42/vgpu-mixed']).toMatchObject({ events: 19, peak_locked_vm: 262660, memlock_required: 1075855360, findings: { error: 2, warning: 0, info: 4 }, backends: ['upstream', 'rfc-v5', 'iommufd-compat'] });
+    // The headline is upstream's (the captured design); rfc-v5's 262660 pages are a comparison.
+    expect(byId['host42/vgpu-mixed']).toMatchObject({ events: 19, design: 'upstream', peak_locked_vm: 262144, memlock_required: 1073741824, findings: { error: 2, warning: 0, info: 4 }, backends: ['upstream', 'rfc-v5', 'iommufd-compat'] });
+    expect(byId['host42/vm-memlock']).toMatchObject({
+      design: 'upstream',
+      peak_locked_vm: 160,
+      memlock_required: 2147090432,
+      memlock_limit: 67108864,
+      memlock_short: 2147090432 - 67108864,
+      limit_refusals: 1,
+    });
     expect(byId['host42/bad']).toMatchObject({ segments: 0, quarantined: 1, status: 'quarantined', events: 0 });
     expect((json('traces', '--status', 'quarantined') as { traces: { trace_id: string }[] }).traces.map((t) => t.trace_id)).toEqual(['host42/bad']);
     expect((json('traces', '--since', '2999-01-01') as { traces: unknown[] }).traces).toEqual([]);
@@ -54,8 +63,9 @@ describe('pinledger traces', () => {
   it('prints an aligned table', () => {
     const r = cli('traces');
     expect(r.code).toBe(0);
-    expect(r.out.split('\n')[0]).toMatch(/^trace\s+segments\s+status\s+events\s+processes\s+peak locked_vm\s+err\/warn\/info\s+updated$/);
-    expect(r.out).toMatch(/host42\/vm-boot\s+1\s+ok\s+29\s+1\s+1048608 pages \(4\.00 GiB\)\s+0\/0\/1/);
+    expect(r.out.split('\n')[0]).toMatch(/^trace\s+segments\s+status\s+events\s+processes\s+peak locked_vm\s+memlock needed\s+limit\s+verdict\s+err\/warn\/info\s+updated$/);
+    expect(r.out).toMatch(/host42\/vm-boot\s+1\s+ok\s+29\s+1\s+1,048,608 pages \(4\.0 GiB\)\s+4,194,432 KiB\s+5,242,880 KiB\s+enough\s+0\/0\/1/);
+    expect(r.out).toMatch(/host42\/vm-memlock\s+1\s+ok\s+10\s+1\s+160 pages \(640 KiB\)\s+2,096,768 KiB\s+65,536 KiB\s+short by 2,031,232 KiB\s+0\/1\/0/);
   });
 });
 
@@ -106,8 +116,38 @@ describe('pinledger accounting', () => {
     expect(doc.accounting).toHaveLength(1);
     expect(doc.accounting[0]).toMatchObject({ peak_locked_vm: 524288, memlock_required: 2147483648, peak_by_cause: { direct: 524288, pins: 0, shared: 262144 } });
     const r = cli('accounting', '--trace', 'host42/viommu');
-    expect(r.out).toContain('memlock   2147483648 bytes (2048 MiB)');
+    expect(r.out).toContain('needed    2,097,152 KiB (2,147,483,648 bytes, 2 GiB): the peak with RLIMIT_MEMLOCK unlimited');
     expect(r.out).toMatch(/timeline {2}\|[ ▁▂▃▄▅▆▇█]+\|/);
+  });
+});
+
+describe('pinledger accounting: the memlock answer', () => {
+  const SENTENCE =
+    'pid 4242 needs RLIMIT_MEMLOCK >= 2,096,768 KiB (2,147,090,432 bytes, 2.0 GiB); the limit in force was 65,536 KiB, short by 2,031,232 KiB; VFIO_IOMMU_MAP_DMA at seq 7 failed because of it';
+
+  it('stores the what-if answer, the limit in force and the first refusal, and leads with the sentence', () => {
+    const doc = json('accounting', '--trace', 'host42/vm-memlock') as { answer: string[]; accounting: Record<string, unknown>[] };
+    expect(doc.answer).toEqual([SENTENCE]);
+    expect(doc.accounting).toHaveLength(1);
+    expect(doc.accounting[0]).toMatchObject({
+      backend: 'upstream',
+      role: 'deciding',
+      pid: 4242,
+      peak_locked_vm: 160,
+      final_locked_vm: 0,
+      memlock_required: 2147090432,
+      memlock_limit: 67108864,
+      cap_ipc_lock: false,
+      memlock_short: 2079981568,
+      limit_refusals: 1,
+      first_refusal: { seq: 7, event: 'VFIO_IOMMU_MAP_DMA' },
+      containers: 1,
+      peak_by_cause: { direct: 524192, pins: 0, shared: 0 },
+    });
+    const r = cli('accounting', '--trace', 'host42/vm-memlock', '--guest-memory', '2G');
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n')[0]).toBe(SENTENCE + "; libvirt's default for this 2 GiB guest is 3,145,728 KiB (1 x guest memory + 1 GiB), enough");
+    expect(r.out).toContain('limit     65,536 KiB (67,108,864 bytes); refused 1 operation, the first at seq 7');
   });
 });
 

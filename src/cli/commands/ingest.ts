@@ -15,6 +15,7 @@ import { CAPTURED_DESIGN, driversFor } from '../../replay/designs.js';
 import { backendSpec } from './replay.js';
 import { checkStoreFile, dbOption } from '../query-args.js';
 import { backendArg, existingFiles } from '../usage-error.js';
+import { plural, thousands } from '../format.js';
 
 interface Args {
   files: string[];
@@ -52,7 +53,7 @@ export const ingestCommand: CommandModule<object, Args> = {
       bar = undefined;
       results.push(r);
       const where = r.traceId === undefined ? '' : ` trace ${r.traceId} segment ${r.segment}`;
-      const what = r.status === 'ingested' ? `${r.events} events, ${r.findings} findings, ${r.durationMs} ms` : (r.reason ?? '');
+      const what = r.status === 'ingested' ? `${plural(r.events, 'event')}, ${plural(r.findings, 'finding')}, ${thousands(r.durationMs)} ms` : (r.reason ?? '');
       process.stdout.write(`${basename(r.file)}: ${r.status}${where}${what ? ` (${what})` : ''}\n`);
     });
     for (const f of args.files) {
