@@ -32,7 +32,7 @@ describe('pinledger replay', () => {
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.out);
     expect(Object.keys(doc)).toEqual(['trace_id', 'answer', 'backends']);
-    expect(doc.answer).toEqual(['pid 4242 needs RLIMIT_MEMLOCK >= 64 KiB (65,536 bytes, 64 KiB); the limit in force was 1,048,576 KiB, enough']);
+    expect(doc.answer).toEqual(['pid 4242 needs RLIMIT_MEMLOCK >= 64 KiB (65,536 bytes); the limit in force was 1,048,576 KiB, enough']);
     expect(doc.trace_id).toBe('host42/vgpu-leak');
     expect(Object.keys(doc.backends)).toEqual(['upstream']);
     const b = doc.backends.upstream;

@@ -37,3 +37,36 @@ export function table(rows: readonly (readonly string[])[], header: readonly str
   for (let i = 0; i < rows.length; i++) lines[i + 1] = line(rows[i]!);
   return lines.join('\n');
 }
+
+/**
+ * A table of rows that come one at a time (an `sql` result of millions):
+ * column widths from the header and the first `sample` rows, then every row
+ * written as it comes, in chunks. A later cell wider than its column pushes
+ * the rest of its line right rather than holding the whole result.
+ */
+export function streamTable(rows: Iterable<readonly string[]>, header: readonly string[], write: (s: string) => void, sample = 1000): number {
+  const it = rows[Symbol.iterator]();
+  const head: (readonly string[])[] = [];
+  while (head.length < sample) {
+    const r = it.next();
+    if (r.done) break;
+    head.push(r.value);
+  }
+  const widths = header.map((h) => h.length);
+  for (const r of head) for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, (r[i] ?? '').length);
+  const line = (r: readonly string[]) => r.map((c, i) => (c ?? '').padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  let chunk = line(header);
+  let n = 0;
+  const emit = (r: readonly string[]) => {
+    chunk += '\n' + line(r);
+    n++;
+    if (chunk.length > 1 << 16) {
+      write(chunk);
+      chunk = '';
+    }
+  };
+  for (const r of head) emit(r);
+  for (let r = it.next(); !r.done; r = it.next()) emit(r.value);
+  write(chunk + '\n');
+  return n;
+}

@@ -7,7 +7,7 @@
  */
 import { memlockBytes, memlockShort } from '../model/memlock.js';
 import type { ProcessAccounting } from '../model/replay/replayer.js';
-import { formatByteCount, formatKiB, formatSize } from './size.js';
+import { formatByteCount, formatKiB, formatSize, thousands } from './size.js';
 
 export { memlockShort };
 
@@ -50,7 +50,7 @@ function operation(event: string): string {
 
 function refusedClause(a: MemlockAnswer): string {
   if (!a.firstRefusal) return '';
-  const more = a.refusals > 1 ? ` and ${a.refusals - 1} later operation${a.refusals === 2 ? '' : 's'}` : '';
+  const more = a.refusals > 1 ? ` and ${thousands(a.refusals - 1)} later operation${a.refusals === 2 ? '' : 's'}` : '';
   return `; ${operation(a.firstRefusal.event)} at seq ${a.firstRefusal.seq}${more} failed because of it`;
 }
 
@@ -68,6 +68,18 @@ function libvirtClause(a: MemlockAnswer, guestMemory: bigint | null): string {
   return `; libvirt's default for this ${formatSize(guestMemory)} guest is ${formatKiB(d.bytes)} (${d.factor} x guest memory + 1 GiB), ${verdict}`;
 }
 
+/** A limit in KiB, then bytes, then a short size when it says more than the KiB: "2,096,768 KiB (2,147,090,432 bytes, 2.0 GiB)". */
+export function formatLimit(bytes: bigint): string {
+  const size = formatSize(bytes);
+  const short = size.endsWith(' KiB') || size.endsWith(' B') ? '' : `, ${size}`;
+  return `${formatKiB(bytes)} (${formatByteCount(bytes)}${short})`;
+}
+
+function needs(required: bigint): string {
+  if (required === 0n) return 'locked no memory through VFIO: any RLIMIT_MEMLOCK will do';
+  return `needs RLIMIT_MEMLOCK >= ${formatLimit(required)}`;
+}
+
 /**
  * "pid 4242 needs RLIMIT_MEMLOCK >= 2,096,768 KiB (2,147,090,432 bytes,
  * 2.0 GiB); the limit in force was 65,536 KiB, short by 2,031,232 KiB;
@@ -75,7 +87,7 @@ function libvirtClause(a: MemlockAnswer, guestMemory: bigint | null): string {
  */
 export function memlockSentence(a: MemlockAnswer, guestMemory: bigint | null = null): string {
   return (
-    `pid ${a.pid} needs RLIMIT_MEMLOCK >= ${formatKiB(a.required)} (${formatByteCount(a.required)}, ${formatSize(a.required)})` +
+    `pid ${a.pid} ${needs(a.required)}` +
     limitClause(a) +
     refusedClause(a) +
     libvirtClause(a, guestMemory)

@@ -289,9 +289,35 @@ export function segmentState(db: Db, traceId: string, segment: number): string |
 
 /** Read-only SQL: a statement that could write is refused before it runs. */
 export function readOnlySql(db: Db, sql: string): { columns: string[]; rows: Record<string, unknown>[] } {
+  const r = readOnlySqlRows(db, sql);
+  return { columns: r.columns, rows: [...r.rows].map((values) => Object.fromEntries(r.columns.map((c, i) => [c, values[i]]))) };
+}
+
+/**
+ * The same, one row at a time as an array of values in column order, so a
+ * result of millions of rows is never held whole (`sql` streams it out).
+ */
+export function readOnlySqlRows(db: Db, sql: string): { columns: string[]; rows: IterableIterator<unknown[]> } {
   const stmt = db.prepare(sql);
   if (!stmt.readonly || !stmt.reader) throw new QueryError('Only a read (SELECT, or a WITH ... SELECT) is allowed');
-  return { columns: stmt.columns().map((c) => c.name), rows: stmt.all() as Record<string, unknown>[] };
+  return { columns: stmt.columns().map((c) => c.name), rows: stmt.raw(true).iterate() as IterableIterator<unknown[]> };
+}
+
+/** One process's locked_vm change points under one design, in seq order, one at a time. */
+export function timelinePoints(db: Db, traceId: string, backend: string, pid: number): IterableIterator<[number, number]> {
+  return db
+    .prepare('SELECT seq, locked_vm FROM locked_vm WHERE trace_id = ? AND backend = ? AND pid = ? ORDER BY seq')
+    .raw(true)
+    .iterate(traceId, backend, pid) as IterableIterator<[number, number]>;
+}
+
+/** The first and last seq of one process's timeline, null when it has none. */
+export function timelineSpan(db: Db, traceId: string, backend: string, pid: number): [number, number] | null {
+  const r = db.prepare('SELECT min(seq) AS lo, max(seq) AS hi FROM locked_vm WHERE trace_id = ? AND backend = ? AND pid = ?').get(traceId, backend, pid) as {
+    lo: number | null;
+    hi: number | null;
+  };
+  return r.lo === null || r.hi === null ? null : [r.lo, r.hi];
 }
 
 /**

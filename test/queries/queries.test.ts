@@ -147,7 +147,7 @@ describe('pinledger accounting: the memlock answer', () => {
     const r = cli('accounting', '--trace', 'host42/vm-memlock', '--guest-memory', '2G');
     expect(r.code).toBe(0);
     expect(r.out.split('\n')[0]).toBe(SENTENCE + "; libvirt's default for this 2 GiB guest is 3,145,728 KiB (1 x guest memory + 1 GiB), enough");
-    expect(r.out).toContain('limit     65,536 KiB (67,108,864 bytes); refused 1 operation, the first at seq 7');
+    expect(r.out).toContain('limit     65,536 KiB (67,108,864 bytes, 64 MiB); refused 1 operation, the first at seq 7');
   });
 });
 

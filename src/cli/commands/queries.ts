@@ -8,16 +8,44 @@ import { BACKENDS, BACKEND_NAMES } from '../../model/backends/index.js';
 import type { DifferentialReplay } from '../../model/replay/differential.js';
 import type { BackendSnapshot } from '../../model/vfio/driver.js';
 import { replayAt, replaySegments } from '../../store/rebuild.js';
-import { type AccountingRow, QueryError, accounting, listFindings, listTraces, readOnlySql, requireTrace, segmentsOf } from '../../store/queries.js';
-import { formatBytes, formatKiB, formatPages, formatSize, plural, table, thousands } from '../format.js';
+import { type AccountingRow, QueryError, accounting, listFindings, listTraces, readOnlySqlRows, requireTrace, segmentsOf, timelineColumns, timelinePoints, timelineSpan } from '../../store/queries.js';
+import { formatBytes, formatKiB, formatPages, plural, streamTable, table, thousands } from '../format.js';
 import { formatSizeHelp, sizeArg } from '../size-arg.js';
-import { answerOfRow, memlockSentence } from '../../report/memlock.js';
+import { answerOfRow, formatLimit, memlockSentence } from '../../report/memlock.js';
 import { decidingDesigns } from '../../replay/designs.js';
 import { dbOption, openDb, parseSince, requirePid, sinceOption, sparkline } from '../query-args.js';
 import { designPair, nonEmpty, wholeNumber } from '../usage-error.js';
 
 const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : s + '\n');
-const json = (v: unknown): void => out(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? '0x' + x.toString(16) : x), 2));
+const write = (s: string): void => void process.stdout.write(s);
+const bigintHex = (_k: string, x: unknown): unknown => (typeof x === 'bigint' ? '0x' + x.toString(16) : x);
+
+function* mapRows<T, U>(rows: Iterable<T>, f: (r: T) => U): Generator<U> {
+  for (const r of rows) yield f(r);
+}
+
+/** Items of an array written one per line as they come, in chunks: the array is never held whole. */
+function streamArray<T>(items: Iterable<T>, indent: string, encode: (x: T) => string): void {
+  let chunk = '[';
+  let first = true;
+  for (const x of items) {
+    chunk += (first ? '\n' : ',\n') + indent + '  ' + encode(x);
+    first = false;
+    if (chunk.length > 1 << 16) {
+      write(chunk);
+      chunk = '';
+    }
+  }
+  write(chunk + (first ? ']' : '\n' + indent + ']'));
+}
+
+/** `sql --json`: {"columns": [...], "rows": [{...}, ...]}, each row on its own line. */
+function streamJsonRows(columns: string[], rows: Iterable<unknown[]>): void {
+  write(`{\n  "columns": ${JSON.stringify(columns)},\n  "rows": `);
+  streamArray(rows, '  ', (values) => JSON.stringify(Object.fromEntries(columns.map((c, i) => [c, values[i]])), bigintHex));
+  write('\n}\n');
+}
+const json = (v: unknown): void => out(JSON.stringify(v, bigintHex, 2));
 const when = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString().replace('.000Z', 'Z'));
 
 interface Common {
@@ -128,28 +156,45 @@ export const accountingCommand: CommandModule<object, AcctArgs> = {
     const trace = requireTrace(db, a.trace);
     const pageSize = trace.page_size;
     requirePid(db, a.trace, a.pid);
-    const rows = accounting(db, a.trace, { ...(a.pid !== undefined ? { pid: a.pid } : {}), ...(a.backend !== undefined ? { backend: a.backend } : {}) });
+    // Timelines are read one point at a time below: a 5M-event trace has millions.
+    const rows = accounting(db, a.trace, { ...(a.pid !== undefined ? { pid: a.pid } : {}), ...(a.backend !== undefined ? { backend: a.backend } : {}), timeline: false });
     const guest = a['guest-memory'] ?? (trace.guest_memory === null ? null : BigInt(trace.guest_memory));
     const deciding = new Set(decidingDesigns(trace.backends));
     const sentence = (r: AccountingRow) =>
       (deciding.has(r.backend) ? (deciding.size > 1 ? `${r.backend}: ` : '') : `${r.backend} (comparison): `) + memlockSentence(answerOfRow(r), guest);
     if (a.json) {
-      return json({
-        trace_id: a.trace,
-        answer: rows.map(sentence),
-        accounting: rows.map((r) => ({ ...r, role: deciding.has(r.backend) ? 'deciding' : 'comparison' })),
+      // The document as json() would print it, each timeline streamed into its place.
+      const marker = (i: number) => `\u0000timeline ${i}\u0000`;
+      const doc = JSON.stringify(
+        {
+          trace_id: a.trace,
+          answer: rows.map(sentence),
+          accounting: rows.map((r, i) => ({ ...r, role: deciding.has(r.backend) ? 'deciding' : 'comparison', timeline: marker(i) })),
+        },
+        bigintHex,
+        2,
+      );
+      let rest = doc;
+      rows.forEach((r, i) => {
+        const at = rest.indexOf(JSON.stringify(marker(i)));
+        write(rest.slice(0, at));
+        streamArray(timelinePoints(db, a.trace, r.backend, r.pid), '      ', (p) => JSON.stringify(p));
+        rest = rest.slice(at + JSON.stringify(marker(i)).length);
       });
+      return write(rest + '\n');
     }
     const lines: string[] = rows.map(sentence);
     for (const r of rows) {
       lines.push('', `${r.backend}${deciding.has(r.backend) ? '' : ' (comparison)'} pid ${r.pid}`);
-      lines.push(`  timeline  |${sparkline(r.timeline)}|  seq ${r.timeline[0]?.[0] ?? '-'}..${r.timeline.at(-1)?.[0] ?? '-'}`);
+      const span = timelineSpan(db, a.trace, r.backend, r.pid);
+      const chart = span ? sparkline(timelineColumns(db, a.trace, r.backend, r.pid, span[0], span[1], Math.min(60, span[1] - span[0] + 1))) : '';
+      lines.push(`  timeline  |${chart}|  seq ${span?.[0] ?? '-'}..${span?.[1] ?? '-'}`);
       lines.push(`  peak      ${formatPages(r.peak_locked_vm, pageSize)} at seq ${r.peak_seq ?? '-'}: ${JSON.stringify(r.peak_event)}`);
       lines.push(`  final     ${formatPages(r.final_locked_vm, pageSize)}`);
-      const limit = r.memlock_limit === null ? (r.cap_ipc_lock ? 'none applied (CAP_IPC_LOCK)' : 'unlimited') : `${formatKiB(BigInt(r.memlock_limit))} (${thousands(r.memlock_limit)} bytes)`;
+      const limit = r.memlock_limit === null ? (r.cap_ipc_lock ? 'none applied (CAP_IPC_LOCK)' : 'unlimited') : formatLimit(BigInt(r.memlock_limit));
       lines.push(`  limit     ${limit}${r.limit_refusals ? `; refused ${plural(r.limit_refusals, 'operation')}, the first at seq ${r.first_refusal?.seq ?? '-'}` : ''}`);
       const need = BigInt(r.memlock_required);
-      lines.push(`  needed    ${formatKiB(need)} (${thousands(need)} bytes, ${formatSize(need)}): the peak with RLIMIT_MEMLOCK unlimited${r.memlock_short ? `, short by ${formatKiB(BigInt(r.memlock_short))}` : ''}`);
+      lines.push(`  needed    ${formatLimit(need)}: the peak with RLIMIT_MEMLOCK unlimited${r.memlock_short ? `, short by ${formatKiB(BigInt(r.memlock_short))}` : ''}`);
       lines.push(`  by cause  direct ${thousands(r.peak_by_cause.direct)}, pins ${thousands(r.peak_by_cause.pins)}, of which frames charged again ${thousands(r.peak_by_cause.shared)} (pages, at the needed peak)`);
     }
     out(lines.join('\n'));
@@ -339,14 +384,14 @@ export const sqlCommand: CommandModule<object, SqlArgs> = {
       .example('$0 sql "SELECT code, count(*) FROM findings GROUP BY code"', 'findings by code') as unknown as Argv<SqlArgs>,
   handler: (a) => {
     const db = openDb(a.db);
-    let r;
     try {
-      r = readOnlySql(db, a.query);
+      const r = readOnlySqlRows(db, a.query);
+      // Streamed: a result of millions of rows is written as it is read.
+      if (a.json) return streamJsonRows(r.columns, r.rows);
+      streamTable(mapRows(r.rows, (row) => row.map((v) => String(v ?? 'NULL'))), r.columns, write);
     } catch (e) {
       if (e instanceof QueryError) throw e;
       throw new QueryError(`SQL error: ${(e as Error).message}`);
     }
-    if (a.json) return json({ columns: r.columns, rows: r.rows });
-    out(table(r.rows.map((row) => r.columns.map((c) => String(row[c] ?? 'NULL'))), r.columns));
   },
 };
