@@ -268,7 +268,7 @@ describe('environment variables and the config file set only the options a comma
     expect(r.stderr).toBe('');
     const g = run(cwd, ['gen', 'vm-boot', '-o', 'g.jsonl']);
     expect(g.status, g.stderr).toBe(0);
-    expect(run(cwd, ['sql', 'SELECT count(*) AS n FROM traces', '--json']).stdout).toContain('"n": 2');
+    expect(JSON.parse(run(cwd, ['sql', 'SELECT count(*) AS n FROM traces', '--json']).stdout).rows).toEqual([{ n: 2 }]);
     // The command line wins over the environment, the environment over the file.
     const other = join(cwd, 'env.db');
     expectRefused(cwd, ['traces'], `pinledger: No database at ${other}: ingest traces first (pinledger daemon, or pinledger ingest FILE)`, { PINLEDGER_DB: other });

@@ -41,3 +41,16 @@ export function sizeArg<W extends string>(option: string, words: readonly W[] = 
     return (words as readonly string[]).includes(text) ? (text as W) : parseSize(text, option);
   };
 }
+
+/** `--guest-memory SIZE`, as replay, accounting and report take it. */
+export const guestMemoryOption = {
+  type: 'string',
+  coerce: sizeArg('--guest-memory'),
+  describe: `the VM's memory as libvirt counts it, to compare the answer with libvirt's default limit (else the trace header's guest_memory): ${formatSizeHelp}`,
+} as const;
+
+/** The guest memory to compare with: the option's, else the trace's (bytes), else unknown. */
+export function guestMemoryOf(option: bigint | undefined, fromTrace: number | bigint | null | undefined): bigint | null {
+  if (option !== undefined) return option;
+  return fromTrace === null || fromTrace === undefined ? null : BigInt(fromTrace);
+}

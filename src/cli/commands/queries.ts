@@ -10,7 +10,7 @@ import type { BackendSnapshot } from '../../model/vfio/driver.js';
 import { replayAt, replaySegments } from '../../store/rebuild.js';
 import { type AccountingRow, QueryError, accounting, listFindings, listTraces, readOnlySqlRows, requireTrace, segmentsOf, timelineColumns, timelinePoints, timelineSpan } from '../../store/queries.js';
 import { formatBytes, formatKiB, formatPages, plural, streamTable, table, thousands } from '../format.js';
-import { formatSizeHelp, sizeArg } from '../size-arg.js';
+import { guestMemoryOf, guestMemoryOption } from '../size-arg.js';
 import { answerOfRow, formatLimit, memlockSentence } from '../../report/memlock.js';
 import { decidingDesigns } from '../../replay/designs.js';
 import { dbOption, openDb, parseSince, requirePid, sinceOption, sparkline } from '../query-args.js';
@@ -144,11 +144,7 @@ export const accountingCommand: CommandModule<object, AcctArgs> = {
       .option('trace', { type: 'string', demandOption: true, coerce: nonEmpty('--trace') })
       .option('pid', { type: 'number', describe: 'only this process', coerce: wholeNumber('--pid') })
       .option('backend', { choices: BACKEND_NAMES, describe: 'only this design' })
-      .option('guest-memory', {
-        type: 'string',
-        coerce: sizeArg('--guest-memory'),
-        describe: `the VM's memory as libvirt counts it, to compare the answer with libvirt's default limit (else the trace header's guest_memory): ${formatSizeHelp}`,
-      })
+      .option('guest-memory', guestMemoryOption)
       .example('$0 accounting --trace host42/vm-7f3a', 'how much memlock the VM really needed, per design')
       .example('$0 accounting --trace host42/vm-7f3a --guest-memory 16G', "and whether libvirt's default limit for a 16 GiB guest is enough") as unknown as Argv<AcctArgs>,
   handler: (a) => {
@@ -158,7 +154,7 @@ export const accountingCommand: CommandModule<object, AcctArgs> = {
     requirePid(db, a.trace, a.pid);
     // Timelines are read one point at a time below: a 5M-event trace has millions.
     const rows = accounting(db, a.trace, { ...(a.pid !== undefined ? { pid: a.pid } : {}), ...(a.backend !== undefined ? { backend: a.backend } : {}), timeline: false });
-    const guest = a['guest-memory'] ?? (trace.guest_memory === null ? null : BigInt(trace.guest_memory));
+    const guest = guestMemoryOf(a['guest-memory'], trace.guest_memory);
     const deciding = new Set(decidingDesigns(trace.backends));
     const sentence = (r: AccountingRow) =>
       (deciding.has(r.backend) ? (deciding.size > 1 ? `${r.backend}: ` : '') : `${r.backend} (comparison): `) + memlockSentence(answerOfRow(r), guest);

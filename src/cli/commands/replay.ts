@@ -6,7 +6,7 @@ import type { ProcessAccounting, Replayer } from '../../model/replay/replayer.js
 import { answerOfAccounting, memlockSentence } from '../../report/memlock.js';
 import { hasErrors, replayFiles, type TraceReplay } from '../../replay/replay-files.js';
 import { formatKiB, formatPages, formatSize, plural, table, thousands } from '../format.js';
-import { formatSizeHelp, sizeArg } from '../size-arg.js';
+import { guestMemoryOption } from '../size-arg.js';
 import { UsageError, backendArg, existingFiles } from '../usage-error.js';
 import { type BackendSpec, UnknownBackendError, decidingDesigns, driversFor, orderDesigns, parseBackendSpec } from '../../replay/designs.js';
 
@@ -152,11 +152,7 @@ export const replayCommand: CommandModule<object, Args> = {
         describe: `backend design(s): ${BACKEND_NAMES.join(', ')}, comma separated, all, or auto (all when the trace has mediated groups, else upstream)`,
         coerce: backendArg,
       })
-      .option('guest-memory', {
-        type: 'string',
-        coerce: sizeArg('--guest-memory'),
-        describe: `the VM's memory as libvirt counts it, to compare the answer with libvirt's default limit (else the header's guest_memory): ${formatSizeHelp}`,
-      })
+      .option('guest-memory', guestMemoryOption)
       .example('$0 replay traces/samples/vm-boot.jsonl', 'replay a VM boot through upstream type1')
       .example('$0 replay seg0.jsonl seg1.jsonl.gz --json', 'two segments of one trace, as JSON')
       .example('$0 replay traces/samples/mixed-direct-mdev.jsonl --backend all', 'compare the three designs') as unknown as Argv<Args>,

@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { CHART_COLUMNS, renderReport, seriesKey } from '../../report/html.js';
 import { accounting, findingGroups, listFindings, requireTrace, timelineColumns, traceSeqRange } from '../../store/queries.js';
 import { dbOption, openDb, requirePid } from '../query-args.js';
-import { formatSizeHelp, parseSize, sizeArg } from '../size-arg.js';
+import { guestMemoryOf, guestMemoryOption } from '../size-arg.js';
 import { nonEmpty, outFile, wholeNumber } from '../usage-error.js';
 
 interface Args {
@@ -12,6 +12,7 @@ interface Args {
   trace: string;
   out: string;
   pid?: number;
+  'guest-memory'?: bigint;
 }
 
 export const reportCommand: CommandModule<object, Args> = {
@@ -23,11 +24,7 @@ export const reportCommand: CommandModule<object, Args> = {
       .option('trace', { type: 'string', demandOption: true, coerce: nonEmpty('--trace') })
       .option('out', { alias: 'o', type: 'string', default: 'report.html', describe: 'the HTML file to write', coerce: outFile('-o/--out') })
       .option('pid', { type: 'number', describe: 'only this process', coerce: wholeNumber('--pid') })
-      .option('guest-memory', {
-        type: 'string',
-        coerce: sizeArg('--guest-memory'),
-        describe: `the VM's memory as libvirt counts it, to compare the answer with libvirt's default limit (else the trace header's guest_memory): ${formatSizeHelp}`,
-      })
+      .option('guest-memory', guestMemoryOption)
       .example('$0 report --trace host42/vm-7f3a --out vm.html', 'a page to attach to a ticket')
       .example('$0 report --trace host42/vm-7f3a --pid 4242 -o qemu.html', 'one process of the trace') as unknown as Argv<Args>,
   handler: (a) => {
@@ -38,10 +35,7 @@ export const reportCommand: CommandModule<object, Args> = {
     const rows = accounting(db, a.trace, { ...(a.pid === undefined ? {} : { pid: a.pid }), timeline: false });
     const range = traceSeqRange(db, a.trace) ?? [0, Math.max(1, trace.last_seq)];
     const series = new Map(rows.map((r) => [seriesKey(r.backend, r.pid), timelineColumns(db, a.trace, r.backend, r.pid, range[0], range[1], CHART_COLUMNS)]));
-    // --guest-memory SIZE, when the command declares it, before the trace header's.
-    const option = (a as { guestMemory?: unknown }).guestMemory;
-    const guestMemory =
-      typeof option === 'bigint' ? option : typeof option === 'number' ? BigInt(option) : typeof option === 'string' ? parseSize(option, '--guest-memory') : trace.guest_memory === null ? null : BigInt(trace.guest_memory);
+    const guestMemory = guestMemoryOf(a['guest-memory'], trace.guest_memory);
     const html = renderReport({
       traceId: a.trace,
       pageSize: trace.page_size,
