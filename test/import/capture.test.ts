@@ -29,5 +29,16 @@ describe('tools/capture', () => {
     const { header } = parseTraceText(r.stdout);
     expect(header.traceId).toBe('ci/header');
     expect(header.moduleParams.dmaEntryLimit).toBe(65535);
+    expect(header.guestMemory).toBeUndefined();
+  });
+
+  it('vfio-capture.sh writes GUEST_MEMORY into the header, and refuses a bad one', () => {
+    const run = (v: string) => spawnSync('bash', [`${root}tools/capture/vfio-capture.sh`, '--header-only'], { encoding: 'utf8', env: { ...process.env, GUEST_MEMORY: v } });
+    expect(parseTraceText(run('16G').stdout).header.guestMemory).toBe(16n << 30n);
+    expect(parseTraceText(run('4096MiB').stdout).header.guestMemory).toBe(4n << 30n);
+    const bad = run('lots');
+    expect(bad.status).toBe(2);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toBe('vfio-capture.sh: GUEST_MEMORY=lots: expected bytes or a size such as 16G\n');
   });
 });

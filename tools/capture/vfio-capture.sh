@@ -8,7 +8,9 @@
 # topology read from /sys/kernel/iommu_groups and /sys/class/iommu), then
 # the events of vfio-capture.bt, sorted by seq when the capture ends.
 # Needs root, bpftrace 0.17+, a BTF kernel (CONFIG_DEBUG_INFO_BTF) and the
-# vfio modules loaded. Set TRACE_ID to name the trace.
+# vfio modules loaded. Set TRACE_ID to name the trace, and GUEST_MEMORY to
+# the VM's memory (bytes, or 16G, 4096M: powers of 1024) so the memlock
+# answer is compared with libvirt's default limit for it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -17,6 +19,21 @@ json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')";
 param() {
   local f="/sys/module/vfio_iommu_type1/parameters/$1"
   if [ -r "$f" ]; then cat "$f"; else echo "$2"; fi
+}
+
+# GUEST_MEMORY as a JSON member ("guest_memory":"<bytes>"), or nothing.
+guest_memory_json() {
+  local v="${GUEST_MEMORY:-}" n unit
+  [ -n "$v" ] || return 0
+  if [[ "$v" =~ ^([0-9]+)([KkMmGgTt]?)(i?[Bb])?$ ]]; then
+    n="${BASH_REMATCH[1]}"
+    unit="${BASH_REMATCH[2],,}"
+    case "$unit" in k) n=$((n << 10)) ;; m) n=$((n << 20)) ;; g) n=$((n << 30)) ;; t) n=$((n << 40)) ;; esac
+    printf ',"guest_memory":"%s"' "$n"
+  else
+    echo "vfio-capture.sh: GUEST_MEMORY=$v: expected bytes or a size such as 16G" >&2
+    exit 2
+  fi
 }
 
 header() {
@@ -64,11 +81,12 @@ header() {
     # Duplicates (one per group) are harmless: the windows are the same.
     iommus="${iommus:+$iommus,}{\"id\":$(json_str "$unit"),\"reserved\":[${unit_resv[$unit]}]}"
   done
-  printf '{"type":"header","format":"vfio-trace","version":1,"trace_id":%s,"segment":0,"host":%s,"kernel":%s,"arch":%s,"page_size":%s,"captured_by":"vfio-capture.sh (bpftrace)","module_params":{"dma_entry_limit":%s,"allow_unsafe_interrupts":%s,"disable_hugepages":%s},"topology":{"iommus":[%s],"groups":[%s]}}\n' \
+  printf '{"type":"header","format":"vfio-trace","version":1,"trace_id":%s,"segment":0,"host":%s,"kernel":%s,"arch":%s,"page_size":%s,"captured_by":"vfio-capture.sh (bpftrace)"%s,"module_params":{"dma_entry_limit":%s,"allow_unsafe_interrupts":%s,"disable_hugepages":%s},"topology":{"iommus":[%s],"groups":[%s]}}\n' \
     "$(json_str "$trace_id")" "$(json_str "$(hostname)")" "$(json_str "$(uname -r)")" "$(json_str "$(uname -m)")" \
-    "$(getconf PAGESIZE)" "$limit" "$bool_unsafe" "$bool_hp" "$iommus" "$groups"
+    "$(getconf PAGESIZE)" "$guest_memory" "$limit" "$bool_unsafe" "$bool_hp" "$iommus" "$groups"
 }
 
+guest_memory="$(guest_memory_json)" || exit 2
 header
 [ "${1:-}" = --header-only ] && exit 0
 
