@@ -251,7 +251,9 @@ function answerBlock(data: ReportData, designs: string[], headline: string | und
     headline === CAPTURED_DESIGN
       ? `<p class="basis">Replayed through ${esc(CAPTURED_DESIGN)}, the design of the kernel the trace was captured on. <code>ulimit -l</code> takes the limit in KiB, <code>prlimit --memlock</code> in bytes.</p>`
       : '';
-  return `<section id="answer">
+  // Red when the limit in force was short for a process of the headline design: the VM failed.
+  const failed = data.accounting.some((r) => r.backend === headline && r.memlock_short > 0);
+  return `<section id="answer" class="${failed ? 'short' : 'enough'}">
 ${main.join('\n')}
 ${basis}${legacy}${comparisons.length ? `\n<ul class="comparisons">\n${comparisons.join('\n')}\n</ul>` : ''}
 </section>`;
@@ -342,6 +344,7 @@ export function renderReport(data: ReportData): string {
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1200px; }
 h1 { font-size: 20px; margin: 0 0 12px; } h2 { font-size: 16px; margin-top: 28px; }
 #answer { border: 2px solid #2ca02c; background: #f1f9f1; border-radius: 6px; padding: 10px 16px; margin: 0 0 16px; }
+#answer.short { border-color: #d62728; background: #fdf0f0; }
 #answer .sentence { font-size: 17px; font-weight: 600; margin: 6px 0; }
 #answer .basis, #answer .note { color: #555; margin: 6px 0; } #answer .note { color: #8a5a00; }
 #answer .comparisons { margin: 8px 0 4px; padding-left: 20px; color: #444; }

@@ -88,6 +88,9 @@ describe('pinledger report in chromium', () => {
       expect(first.id).toBe('answer');
       expect(first.text).toMatch(/^pid 4242 needs RLIMIT_MEMLOCK >= 2,096,768 KiB \(2,147,090,432 bytes, 2\.0 GiB\); the limit in force was 65,536 KiB, short by 2,031,232 KiB; VFIO_IOMMU_MAP_DMA at seq 7 failed because of it/);
       expect(first.top).toBeLessThan(120);
+      // The limit was short: the answer is drawn as a failure (red border).
+      expect(await page.getAttribute('#answer', 'class')).toBe('short');
+      expect(await page.$eval('#answer', (e) => getComputedStyle(e).borderTopColor)).toBe('rgb(214, 39, 40)');
 
       // The two lines, with their byte values and labels, the need above the limit and inside the plot.
       const svg = '#timeline-upstream svg';
