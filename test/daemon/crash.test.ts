@@ -70,7 +70,10 @@ describe('crash safety', () => {
     let killedWhileWorking = 0;
     for (let k = 0; k < 20; k++) {
       live = startDaemon(watch, dbFile);
-      await sleep(150 + Math.floor(rand() * 700));
+      // Every other kill comes after ready, so a loaded machine (a slow start) still kills daemons at work;
+      // the others land anywhere, startup and migrations included.
+      if (k % 2 === 1) await live.waitFor((l) => l.msg === 'ready', 30000);
+      await sleep((k % 2 === 1 ? 0 : 150) + Math.floor(rand() * 700));
       live.child.kill('SIGKILL');
       await live.exited;
       // Ready, and the folder not yet empty: the kill hit a daemon at work.
