@@ -10,7 +10,7 @@
  * file, for the options the running command declares only (src/cli/config.ts).
  */
 import { existsSync } from 'node:fs';
-import yargs, { type MiddlewareFunction } from 'yargs';
+import yargs, { type CommandModule, type MiddlewareFunction } from 'yargs';
 import { TraceError } from '../trace/trace-error.js';
 import { daemonCommand } from './commands/daemon.js';
 import { ingestCommand } from './commands/ingest.js';
@@ -128,19 +128,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await y
       .scriptName('pinledger')
-      .command(replayCommand)
-      .command(ingestCommand)
-      .command(daemonCommand)
-      .command(tracesCommand)
-      .command(findingsCommand)
-      .command(accountingCommand)
-      .command(stateCommand)
-      .command(diffCommand)
-      .command(sqlCommand)
-      .command(reportCommand)
-      .command(genCommand)
-      .command(importCommand)
-      .command(labCommand)
+      // Listed explicitly (no commandDir under ESM), in the order --help shows them.
+      .command(COMMANDS as unknown as CommandModule[])
       .env('PINLEDGER')
       .config('config', 'a JSON file of options, e.g. {"watch": "/srv/drop", "db": "/srv/pinledger.db"}, for the options the command has (env PINLEDGER_CONFIG)', (path) => {
         try {

@@ -90,7 +90,7 @@ describe('pinledger report in chromium', () => {
       expect(first.top).toBeLessThan(120);
       // The limit was short: the answer is drawn as a failure (red border).
       expect(await page.getAttribute('#answer', 'class')).toBe('short');
-      expect(await page.$eval('#answer', (e) => getComputedStyle(e).borderTopColor)).toBe('rgb(214, 39, 40)');
+      expect(await page.$eval('#answer', (e) => (globalThis as unknown as { getComputedStyle(x: unknown): { borderTopColor: string } }).getComputedStyle(e).borderTopColor)).toBe('rgb(214, 39, 40)');
 
       // The two lines, with their byte values and labels, the need above the limit and inside the plot.
       const svg = '#timeline-upstream svg';
