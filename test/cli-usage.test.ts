@@ -147,7 +147,7 @@ describe('bad usage: exit 2, one line, nothing done', () => {
     expectRefused(cwd, ['findings', '--db', db, '--limit', '0'], 'pinledger: --limit 0: expected a whole number of at least 1 (see pinledger findings --help)');
     expectRefused(cwd, ['accounting', '--db', db, '--trace', 'host42/vm-boot', '--pid', 'x'], 'pinledger: --pid: expected a whole number (see pinledger accounting --help)');
     expectRefused(cwd, ['daemon', '--stable-ms', '-5', '--watch', 'in', '--db', 'x.db'], 'pinledger: --stable-ms -5: expected a whole number (see pinledger daemon --help)');
-    expectRefused(cwd, ['gen', 'vm-boot', '--ram', '4Q', '-o', 'x.jsonl'], 'pinledger: --ram "4Q": expected a size such as 4G, 512M, 2T or bytes (see pinledger gen --help)');
+    expectRefused(cwd, ['gen', 'vm-boot', '--ram', '4Q', '-o', 'x.jsonl'], 'pinledger: --ram "4Q": expected bytes or a size such as 64M, 2GiB, 65536K (see pinledger gen --help)');
     expectRefused(cwd, ['traces', '--db', db, '--since', 'yesterday'], 'pinledger: --since "yesterday": expected an ISO date/time or a duration such as 30m, 12h, 7d (see pinledger traces --help)');
     expectRefused(cwd, ['ingest', join(cwd, 'missing.jsonl'), '--db', 'x.db'], `pinledger: trace file ${join(cwd, 'missing.jsonl')}: no such file (see pinledger ingest --help)`);
     expectRefused(cwd, ['ingest', sample('vm-boot.jsonl'), dbDir, '--db', 'x.db'], `pinledger: trace file ${dbDir}: not a file (see pinledger ingest --help)`);

@@ -128,3 +128,13 @@ export function answerOfAccounting(a: ProcessAccounting, pageShift: bigint): Mem
     containers: a.vfioContainers,
   };
 }
+
+/**
+ * What goes before a design's sentence: nothing for the one deciding
+ * design, its name when several decide, and "NAME (comparison): " for the
+ * designs shown for comparison.
+ */
+export function sentencePrefix(design: string, deciding: ReadonlySet<string>): string {
+  if (!deciding.has(design)) return `${design} (comparison): `;
+  return deciding.size > 1 ? `${design}: ` : '';
+}

@@ -11,7 +11,7 @@ import { replayAt, replaySegments } from '../../store/rebuild.js';
 import { type AccountingRow, QueryError, accounting, listFindings, listTraces, readOnlySqlRows, requireTrace, segmentsOf, timelineColumns, timelinePoints, timelineSpan } from '../../store/queries.js';
 import { formatBytes, formatKiB, formatPages, plural, streamTable, table, thousands } from '../format.js';
 import { guestMemoryOf, guestMemoryOption } from '../size-arg.js';
-import { answerOfRow, formatLimit, memlockSentence } from '../../report/memlock.js';
+import { answerOfRow, formatLimit, memlockSentence, sentencePrefix } from '../../report/memlock.js';
 import { decidingDesigns } from '../../replay/designs.js';
 import { dbOption, openDb, parseSince, requirePid, sinceOption, sparkline } from '../query-args.js';
 import { designPair, nonEmpty, wholeNumber } from '../usage-error.js';
@@ -157,7 +157,7 @@ export const accountingCommand: CommandModule<object, AcctArgs> = {
     const guest = guestMemoryOf(a['guest-memory'], trace.guest_memory);
     const deciding = new Set(decidingDesigns(trace.backends));
     const sentence = (r: AccountingRow) =>
-      (deciding.has(r.backend) ? (deciding.size > 1 ? `${r.backend}: ` : '') : `${r.backend} (comparison): `) + memlockSentence(answerOfRow(r), guest);
+      sentencePrefix(r.backend, deciding) + memlockSentence(answerOfRow(r), guest);
     if (a.json) {
       // The document as json() would print it, each timeline streamed into its place.
       const marker = (i: number) => `\u0000timeline ${i}\u0000`;

@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { BACKEND_NAMES } from '../../model/backends/index.js';
 import { memlockBytes } from '../../model/memlock.js';
 import type { ProcessAccounting, Replayer } from '../../model/replay/replayer.js';
-import { answerOfAccounting, memlockSentence } from '../../report/memlock.js';
+import { answerOfAccounting, memlockSentence, sentencePrefix } from '../../report/memlock.js';
 import { hasErrors, replayFiles, type TraceReplay } from '../../replay/replay-files.js';
 import { formatKiB, formatPages, formatSize, plural, table, thousands } from '../format.js';
 import { guestMemoryOption } from '../size-arg.js';
@@ -66,7 +66,7 @@ export function answerSentences(t: TraceReplay, guestMemory: bigint | null): str
   const out: string[] = [];
   for (const name of names) {
     const r = t.replayers.get(name)!;
-    const prefix = deciding.has(name) ? (deciding.size > 1 ? `${name}: ` : '') : `${name} (comparison): `;
+    const prefix = sentencePrefix(name, deciding);
     for (const a of [...r.accounting().values()].sort((x, y) => x.pid - y.pid)) {
       out.push(prefix + memlockSentence(answerOfAccounting(a, pageShiftOf(r)), guestMemory ?? t.guestMemory ?? null));
     }
