@@ -194,7 +194,9 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
     '-device', 'intel-iommu,intremap=on,aw-bits=48',
     ...Array.from({ length: Math.max(1, devices) }, () => ['-device', 'e1000e,romfile=']).flat(),
     '-net', 'none', '-nographic', '-no-reboot', '-kernel', kernel.vmlinuz, '-initrd', initrd,
-    '-append', 'console=ttyS0 intel_iommu=on quiet panic=-1',
+    // loglevel=1: the kernel's own console messages (all but KERN_EMERG) would otherwise
+    // interleave with the helper's lines on the one serial port and cut them.
+    '-append', 'console=ttyS0 intel_iommu=on quiet loglevel=1 panic=-1',
   ];
   const t0 = Date.now();
   const text = await new Promise<string>((resolve, reject) => {
@@ -225,6 +227,11 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
     else if (line.startsWith('R ') && current >= 0) run.outputs[current]!.push(line);
     else if (line.startsWith('LAB-LOG')) log.push(line.slice('LAB-LOG '.length));
     else if (line.startsWith('LAB-ERROR')) throw new LabError([line, ...log].join('\n'));
+  }
+  // Every device the guest was given must have been reported; if a line was cut, say what came out.
+  if (run.devices.length < Math.max(1, devices)) {
+    const seen = text.split(/\r?\n/).filter((l) => l.includes('DEV'));
+    throw new LabError(`the guest reported ${run.devices.length} of ${Math.max(1, devices)} devices; its DEV lines: ${JSON.stringify(seen)}\n${text.slice(-2000)}`);
   }
   return run;
 }
