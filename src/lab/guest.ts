@@ -214,10 +214,22 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
       else resolve(out);
     });
   });
-  const run: GuestRun = { kernel: '', devices: [], mdevs: [], outputs: stepFiles.map(() => []), seconds: (Date.now() - t0) / 1000 };
+  return parseGuestConsole(text, stepFiles.length, Math.max(1, devices), (Date.now() - t0) / 1000);
+}
+
+/**
+ * The guest's serial console: the helper's protocol lines (DEV, MDEV,
+ * KERNEL, T, R, LAB-ERROR, LAB-LOG) among firmware and kernel output.
+ * Every device the guest was given must be reported.
+ */
+export function parseGuestConsole(text: string, traces: number, devices: number, seconds: number): GuestRun {
+  const run: GuestRun = { kernel: '', devices: [], mdevs: [], outputs: Array.from({ length: traces }, () => []), seconds };
   let current = -1;
   const log: string[] = [];
-  for (const raw of text.split(/\r?\n/)) {
+  // A bare \r ends a line too: the firmware's last output ("Booting from ROM..", escape codes, \r)
+  // shares the serial line with the helper's first, and `.` would not cross the \r.
+  const lines = text.split(/\r\n|\n|\r/);
+  for (const raw of lines) {
     const line = raw.replace(/^.*?(?=(DEV|MDEV|KERNEL|T|R|LAB-ERROR|LAB-LOG) )/, '');
     let m: RegExpExecArray | null;
     if ((m = /^DEV (\d+) (\S+) (\d+)/.exec(line))) run.devices.push({ index: Number(m[1]), name: m[2]!, group: Number(m[3]) });
@@ -228,10 +240,9 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
     else if (line.startsWith('LAB-LOG')) log.push(line.slice('LAB-LOG '.length));
     else if (line.startsWith('LAB-ERROR')) throw new LabError([line, ...log].join('\n'));
   }
-  // Every device the guest was given must have been reported; if a line was cut, say what came out.
-  if (run.devices.length < Math.max(1, devices)) {
-    const seen = text.split(/\r?\n/).filter((l) => l.includes('DEV'));
-    throw new LabError(`the guest reported ${run.devices.length} of ${Math.max(1, devices)} devices; its DEV lines: ${JSON.stringify(seen)}\n${text.slice(-2000)}`);
+  if (run.devices.length < devices) {
+    const seen = lines.filter((l) => l.includes('DEV'));
+    throw new LabError(`the guest reported ${run.devices.length} of ${devices} devices; its DEV lines: ${JSON.stringify(seen)}\n${text.slice(-2000)}`);
   }
   return run;
 }
