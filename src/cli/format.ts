@@ -3,11 +3,6 @@ import { formatSize, thousands } from '../report/size.js';
 
 export { formatKiB, formatSize, thousands } from '../report/size.js';
 
-/** Bytes in the largest binary unit they reach: "64 MiB", "2.0 GiB". */
-export function formatBytes(bytes: bigint): string {
-  return formatSize(bytes);
-}
-
 /** "524,192 pages (2.0 GiB)". */
 export function formatPages(pages: number, pageSize: number): string {
   return `${thousands(pages)} page${pages === 1 ? '' : 's'} (${formatSize(BigInt(pages) * BigInt(pageSize))})`;

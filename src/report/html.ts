@@ -7,7 +7,7 @@
  * the stored data. Timelines arrive cut into one column per pixel
  * (downsample.ts), so the page stays small for a trace of any length.
  */
-import { CAPTURED_DESIGN, orderDesigns } from '../replay/designs.js';
+import { CAPTURED_DESIGN, decidingDesigns, orderDesigns } from '../replay/designs.js';
 import type { AccountingRow } from '../store/queries.js';
 import { downsampleSteps, seqRangeOf, type StepColumns } from './downsample.js';
 import type { FindingGroup } from './findings.js';
@@ -315,7 +315,8 @@ ${rows.join('\n') || '<tr><td colspan="7">none</td></tr>'}
 
 export function renderReport(data: ReportData): string {
   const designs = orderDesigns([...new Set(data.accounting.map((a) => a.backend))]);
-  const headline = designs.includes(CAPTURED_DESIGN) ? CAPTURED_DESIGN : designs[0];
+  // The first deciding design gives the headline (upstream whenever it was replayed).
+  const headline = decidingDesigns(designs)[0];
   const range: [number, number] = data.seqRange ?? seqRangeOf(data.accounting.map((a) => a.timeline)) ?? [0, 1];
   let series = data.series;
   if (!series) {

@@ -3,7 +3,7 @@
  * returns plain objects; the CLI formats them. All of them read through a
  * read-only connection, so they work while the daemon writes (WAL).
  */
-import { orderDesigns } from '../replay/designs.js';
+import { decidingDesigns, orderDesigns } from '../replay/designs.js';
 import { StepDownsampler, type StepColumns } from '../report/downsample.js';
 import { normaliseMessage, sortGroups, type FindingGroup } from '../report/findings.js';
 import type { Db } from './db.js';
@@ -104,7 +104,7 @@ function headlineMemlock(db: Db): Map<string, Headline> {
   }
   const out = new Map<string, Headline>();
   for (const [trace, list] of byTrace) {
-    const design = orderDesigns([...new Set(list.map((r) => r.backend))])[0]!;
+    const design = decidingDesigns([...new Set(list.map((r) => r.backend))])[0]!;
     const h: Headline = { design, peak_locked_vm: 0, memlock_required: 0, memlock_limit: null, memlock_short: 0, limit_refusals: 0 };
     for (const r of list) {
       if (r.backend !== design) continue;
@@ -248,7 +248,6 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
     peak_event: string | null;
   }[];
   // Raw rows are the [seq, pages] pairs themselves: one array per point, no intermediate objects.
-  const tl = db.prepare('SELECT seq, locked_vm FROM locked_vm WHERE trace_id = ? AND backend = ? AND pid = ? ORDER BY seq').raw();
   const rank = new Map(orderDesigns([...new Set(rows.map((r) => r.backend))]).map((b, i) => [b, i]));
   rows.sort((a, b) => rank.get(a.backend)! - rank.get(b.backend)! || a.pid - b.pid);
   return rows.map((r) => ({
@@ -266,7 +265,7 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
     peak_by_cause: { direct: r.peak_direct, pins: r.peak_pins, shared: r.peak_shared },
     peak_seq: r.peak_seq,
     peak_event: r.peak_event === null ? null : (JSON.parse(r.peak_event) as unknown),
-    timeline: opts.timeline === false ? [] : (tl.all(traceId, r.backend, r.pid) as [number, number][]),
+    timeline: opts.timeline === false ? [] : [...timelinePoints(db, traceId, r.backend, r.pid)],
   }));
 }
 

@@ -9,7 +9,7 @@ import type { DifferentialReplay } from '../../model/replay/differential.js';
 import type { BackendSnapshot } from '../../model/vfio/driver.js';
 import { replayAt, replaySegments } from '../../store/rebuild.js';
 import { type AccountingRow, QueryError, accounting, listFindings, listTraces, readOnlySqlRows, requireTrace, segmentsOf, timelineColumns, timelinePoints, timelineSpan } from '../../store/queries.js';
-import { formatBytes, formatKiB, formatPages, plural, streamTable, table, thousands } from '../format.js';
+import { formatKiB, formatPages, formatSize, plural, streamTable, table, thousands } from '../format.js';
 import { guestMemoryOf, guestMemoryOption } from '../size-arg.js';
 import { answerOfRow, formatLimit, memlockSentence, sentencePrefix } from '../../report/memlock.js';
 import { decidingDesigns } from '../../replay/designs.js';
@@ -269,7 +269,7 @@ export const stateCommand: CommandModule<object, StateArgs> = {
     const lines: string[] = [];
     for (const [name, s] of Object.entries(st)) {
       lines.push(`${name} after seq ${s.seq}`);
-      lines.push(table(s.processes.map((p) => [String(p.pid), formatPages(p.locked_vm, pageSize), typeof p.memlock_limit === 'string' ? p.memlock_limit : formatBytes(p.memlock_limit)]), ['pid', 'locked_vm', 'RLIMIT_MEMLOCK']));
+      lines.push(table(s.processes.map((p) => [String(p.pid), formatPages(p.locked_vm, pageSize), typeof p.memlock_limit === 'string' ? p.memlock_limit : formatSize(p.memlock_limit)]), ['pid', 'locked_vm', 'RLIMIT_MEMLOCK']));
       for (const c of s.containers) {
         const b = c.backend;
         lines.push(`  container ${c.id} (pid ${c.pid}${c.fd_open ? '' : ', fd closed'}): groups ${c.groups.join(', ') || 'none'}${b ? `, ${b.v2 ? 'type1v2' : 'type1'}, ${b.dmas.length} mappings, dma_avail ${b.dma_avail}` : ', no backend'}`);
@@ -279,7 +279,7 @@ export const stateCommand: CommandModule<object, StateArgs> = {
         if (b.dmas.length) {
           lines.push(
             table(
-              b.dmas.map((m) => ['    0x' + m.iova.toString(16), formatBytes(m.size), '0x' + m.vaddr.toString(16), String(m.pid), m.pinned ? 'yes' : 'no', String(m.charged_pages), String(m.external_pins)]),
+              b.dmas.map((m) => ['    0x' + m.iova.toString(16), formatSize(m.size), '0x' + m.vaddr.toString(16), String(m.pid), m.pinned ? 'yes' : 'no', String(m.charged_pages), String(m.external_pins)]),
               ['    iova', 'size', 'vaddr', 'pid', 'pinned', 'charged', 'ext pins'],
             ),
           );
