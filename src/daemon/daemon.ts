@@ -20,6 +20,8 @@ export interface DaemonConfig {
   db: string;
   /** How long a file's size must stay unchanged before it is taken, ms. */
   stableMs: number;
+  /** The kernel release new traces are replayed as (--kernel), overriding their headers'. */
+  kernel?: string;
 }
 
 /** Trace files: .jsonl or .jsonl.gz (also .json), never the temporaries. */
@@ -38,6 +40,7 @@ export async function runDaemon(cfg: DaemonConfig, log: Logger): Promise<number>
     drivers: (h) => driversFor('auto', h),
     capturedDesign: CAPTURED_DESIGN,
     shouldStop: () => stopping,
+    ...(cfg.kernel === undefined ? {} : { kernel: cfg.kernel }),
   });
   const logResult = (r: IngestResult) => {
     const fields = { file: basename(r.file), status: r.status, trace: r.traceId, segment: r.segment, events: r.events, findings: r.findings, duration_ms: r.durationMs };

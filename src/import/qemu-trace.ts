@@ -1,105 +1,35 @@
 /**
  * QEMU's own VFIO trace events (hw/vfio/trace-events, `-trace 'vfio_*'`),
- * as the log backend prints them (no prefix, `TID@sec.usec:`, or an
- * ISO-8601 time) or as scripts/simpletrace.py prints a binary trace
- * (`name delta pid=N arg=value ...`), turned into vfio-trace events.
+ * turned into vfio-trace events (lines: qemu-log-line.ts).
  *
  * QEMU traces map and unmap *attempts* with no result; a failed map shows
  * up only in error lines (QEMU's stderr, so only in a log that keeps it),
- * which become the map's observed `ret`: `VFIO_MAP_DMA failed: <strerror>`
- * at once (7.2's vfio_dma_map), and `vfio_dma_map(...) = -12 (...)`, newer
- * `vfio_container_dma_map(...) = -22 (...)`, at once or in the final error.
- * What QEMU never says (the pid, the fds, RLIMIT_MEMLOCK unless the command
- * line gives it, the host address of a vIOMMU mapping) is synthesised and
- * listed in the header's `import.unknown`.
+ * which become the map's observed `ret` (qemu-failures.ts). What a mapped
+ * section is (guest RAM, a read-only firmware ROM, a device's mmapped BAR)
+ * is inferred (qemu-regions.ts) and written as an `mmap` event describing
+ * its host range before the map: private anonymous memory for a ROM (its
+ * map READ-only), `pfnmap` for a BAR. What QEMU never says (the pid, the
+ * fds, RLIMIT_MEMLOCK unless the command line gives it, the host address of
+ * a vIOMMU mapping) is synthesised and listed in the header's
+ * `import.unknown`.
  */
-import { Errno } from '../model/errno.js';
+import { DMA_ERROR, MAP_FAILED, STRERROR } from './qemu-failures.js';
+import { ALIASES, isContinuation, parseLine, regionHints, type Parsed } from './qemu-log-line.js';
+import { HostMemory, RAM_BLOCK } from './qemu-host-memory.js';
+import { SectionClassifier } from './qemu-regions.js';
 
-/** A parsed trace line: the event name and its arguments in order. */
-interface Parsed {
-  name: string;
-  args: string[];
-  /** Nanoseconds or an ISO time, when the line had one. */
-  ts?: number | string;
-}
-
-/** Old and new names of the events used (QEMU renamed several). */
-const ALIASES: Record<string, string> = {
-  vfio_disconnect_container: 'container_disconnect',
-  vfio_container_disconnect: 'container_disconnect',
-  vfio_put_group: 'group_put',
-  vfio_group_put: 'group_put',
-  vfio_get_device: 'device_get',
-  vfio_device_get: 'device_get',
-  vfio_attach_device: 'device_attach',
-  vfio_device_attach: 'device_attach',
-  vfio_realize: 'device_attach',
-  vfio_detach_device: 'device_detach',
-  vfio_device_detach: 'device_detach',
-  vfio_listener_region_add_ram: 'region_add_ram',
-  vfio_listener_region_del: 'region_del',
-  vfio_iommu_map_notify: 'iommu_map_notify',
-  vfio_listener_region_add_iommu: 'region_add_iommu',
-  vfio_listener_region_del_iommu: 'region_del_iommu',
-  vfio_listener_region_skip: 'region_skip',
-  vfio_listener_region_add_skip: 'region_skip',
-  vfio_listener_region_del_skip: 'region_skip',
-  vfio_listener_region_add_no_dma_map: 'region_no_dma_map',
-  vfio_mdev: 'mdev',
-  vfio_dma_unmap_overflow_workaround: 'unmap_overflow_workaround',
-  vfio_legacy_dma_unmap_overflow_workaround: 'unmap_overflow_workaround',
-};
-
-const PREFIX_TID = /^(\d+)@(\d+)\.(\d+):(\S+)\s?(.*)$/;
-const PREFIX_ISO = /^(\d{4}-\d\d-\d\dT[\d:.]+Z?)\s+(\S+)\s?(.*)$/;
-const PLAIN = /^(vfio_\S+)\s?(.*)$/;
-const SIMPLETRACE = /^(vfio_\S+)\s+(-?[\d.]+)\s+pid=(\d+)\s*(.*)$/;
-/** The error line of a failed map (any prefix: program name, `-msg timestamp=on` time, `-device ...` location). */
-const DMA_ERROR = /\b(?:vfio_dma_map|vfio_container_dma_map)\(\s*(0x[0-9a-f]+|\(nil\)),\s*(0x[0-9a-f]+),\s*(0x[0-9a-f]+),\s*(0x[0-9a-f]+|\(nil\))\)\s*=\s*(-\d+)/i;
-
-/** 7.2's vfio_dma_map: `error_report("VFIO_MAP_DMA failed: %s", strerror(errno))` right after the ioctl. */
-const MAP_FAILED = /\bVFIO_MAP_DMA failed: (.*?)\s*$/;
-
-/** glibc's strerror texts of the errnos a MAP_DMA returns; any other text is reported, not guessed. */
-const STRERROR = new Map<string, number>([
-  ['Cannot allocate memory', -Errno.ENOMEM],
-  ['Invalid argument', -Errno.EINVAL],
-  ['No space left on device', -Errno.ENOSPC],
-  ['File exists', -Errno.EEXIST],
-  ['Bad address', -Errno.EFAULT],
-  ['Operation not permitted', -Errno.EPERM],
-  ['Device or resource busy', -Errno.EBUSY],
-]);
-
-/** Numbers and words out of a formatted message, in order: hex, decimal, (names). */
-function tokens(msg: string): string[] {
-  const out: string[] = [];
-  const re = /\(([^()\s]+)\)|(0x[0-9a-fA-F]+)|(-?\d+)|\b(MAP|UNMAP)\b/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(msg))) out.push(m[1] ?? m[2] ?? m[3] ?? m[4]!);
-  return out;
-}
-
-export function parseLine(line: string): Parsed | undefined {
-  let m = SIMPLETRACE.exec(line);
-  if (m) {
-    const args = [...m[4]!.matchAll(/(\w+)=(\S+)/g)].map((x) => x[2]!);
-    return { name: m[1]!, args };
-  }
-  m = PREFIX_TID.exec(line);
-  if (m) return { name: m[4]!, args: tokens(m[5]!), ts: Number(m[2]) * 1e9 + Number(m[3]!.padEnd(6, '0').slice(0, 6)) * 1e3 };
-  m = PREFIX_ISO.exec(line);
-  if (m && m[2]!.startsWith('vfio_')) return { name: m[2]!, args: tokens(m[3]!), ts: m[1]! };
-  m = PLAIN.exec(line);
-  if (m) return { name: m[1]!, args: tokens(m[2]!) };
-  return undefined;
-}
+export { parseLine } from './qemu-log-line.js';
 
 export interface ImportStats {
   lines: number;
   events: number;
   /** Maps written with a failure QEMU logged (their `ret` is the errno). */
   refused: number;
+  /** Maps of firmware ROMs written READ-only, and maps of BAR mmaps written over a `pfnmap` mmap. */
+  romMaps: number;
+  barMaps: number;
+  /** Continuation lines of multi-line events (QEMU 7.2's vfio_pci_load_rom, vfio_populate_device_config). */
+  continued: number;
   /** Lines of known format whose event pinledger does not use, by event name. */
   unused: Record<string, number>;
   /** Lines that are not a trace line at all. */
@@ -114,34 +44,6 @@ const VIOMMU_VA = 0x7e0000000000n;
 interface GroupInfo {
   id: number;
   devices: string[];
-  mdev: boolean;
-}
-
-/** Pass 1: the groups and devices a log names, for the header's topology. */
-export class TopologyScan {
-  readonly groups = new Map<number, GroupInfo>();
-  private readonly mdevs = new Set<string>();
-
-  line(line: string): void {
-    const p = parseLine(line);
-    if (!p) return;
-    const kind = ALIASES[p.name];
-    if (kind === 'device_attach' && p.args.length >= 2) {
-      const id = Number(p.args[p.args.length - 1]);
-      const g = this.groups.get(id) ?? { id, devices: [], mdev: false };
-      if (!g.devices.includes(p.args[0]!)) g.devices.push(p.args[0]!);
-      this.groups.set(id, g);
-    }
-    if (kind === 'mdev' && p.args.length >= 2 && p.args[1] === '1') this.mdevs.add(p.args[0]!);
-  }
-
-  topology(): { groups: Record<string, unknown>[] } {
-    const groups = [...this.groups.values()].map((g) => {
-      const mdev = g.devices.some((d) => this.mdevs.has(d));
-      return mdev ? { id: g.id, mdev_parent: 'unknown', devices: g.devices } : { id: g.id, devices: g.devices };
-    });
-    return { groups };
-  }
 }
 
 type Event = Record<string, unknown>;
@@ -151,11 +53,20 @@ interface HeldMap {
   event: Event;
   iova: bigint;
   size: bigint;
+  /** `mmap` events describing its memory, written before it. */
+  before: Event[];
 }
 
-/** Pass 2: trace lines in, vfio-trace events out (each returned object is one event, without seq). */
+/** One inference the import made, for the header's `import.inferred`. */
+interface Inference {
+  what: string;
+  maps: number;
+  why: string;
+}
+
+/** Trace lines in, vfio-trace events out (each returned object is one event, without seq). */
 export class QemuTraceConverter {
-  readonly stats: ImportStats = { lines: 0, events: 0, refused: 0, unused: {}, unparsed: 0 };
+  readonly stats: ImportStats = { lines: 0, events: 0, refused: 0, romMaps: 0, barMaps: 0, continued: 0, unused: {}, unparsed: 0 };
   private containerOpen = false;
   private iommuSet = false;
   private nextFd = CONTAINER_FD + 1;
@@ -165,6 +76,19 @@ export class QemuTraceConverter {
   private held: HeldMap | undefined;
   /** Failures already given to maps, by `iova/size`: QEMU's final error names the first one again. */
   private readonly refusedMaps = new Map<string, number>();
+  /** Sections QEMU traced but did not map (region_add_no_dma_map), by `iova/size`: their region_del unmaps nothing. */
+  private readonly notMapped = new Set<string>();
+  private readonly sections = new SectionClassifier();
+  private readonly memory = new HostMemory(PID);
+  /** `mmap` events of a map QEMU did not make after all, written with the next line's events. */
+  private readonly pendingBefore: Event[] = [];
+  private readonly inferences = new Map<string, Inference>();
+  /** The event before the current line, while continuation lines may follow it. */
+  private continuing: { name: string; expected: number } | undefined;
+  private readonly groups = new Map<number, GroupInfo>();
+  private readonly mdevs = new Set<string>();
+  /** Set once an event uses a field of trace format version 2 (mmap prot/flags). */
+  private v2 = false;
 
   /**
    * Returns the events completed by this line. A map is held back until the
@@ -174,6 +98,11 @@ export class QemuTraceConverter {
    */
   line(line: string): Event[] {
     this.stats.lines++;
+    if (this.continuing && isContinuation(line)) {
+      this.continued(this.continuing);
+      return [];
+    }
+    this.continuing = undefined;
     const failed = MAP_FAILED.exec(line);
     if (failed) {
       this.mapFailed(failed[1]!);
@@ -184,12 +113,13 @@ export class QemuTraceConverter {
       this.dmaError(BigInt(err[2]!), BigInt(err[3]!), Number(err[5]));
       return [];
     }
-    const p = parseLine(line);
+    const p = parseLine(line, used);
     if (!p) {
       if (line.trim() !== '') this.stats.unparsed++;
       return [];
     }
-    const { events, map } = this.convert(p);
+    this.continuing = { name: p.name, expected: p.more ?? 0 };
+    const { events, map } = this.convert(p, line);
     const out = events.length > 0 || map ? this.flush() : [];
     out.push(...events);
     if (map) this.held = map;
@@ -201,8 +131,34 @@ export class QemuTraceConverter {
     return this.done(this.flush());
   }
 
+  /** The trace format version the events need: 2 once an `mmap` with prot/flags was written. */
+  get version(): 1 | 2 {
+    return this.v2 ? 2 : 1;
+  }
+
+  /** The groups and devices the log named, for the header. */
+  topology(): { groups: Record<string, unknown>[] } {
+    const groups = [...this.groups.values()].map((g) => {
+      const mdev = g.devices.some((d) => this.mdevs.has(d));
+      return mdev ? { id: g.id, mdev_parent: 'unknown', devices: g.devices } : { id: g.id, devices: g.devices };
+    });
+    return { groups };
+  }
+
+  /** What the import inferred about mapped sections, one sentence each, for the header's `import.inferred`. */
+  inferred(): string[] {
+    return [...this.inferences.values()].map((i) => `${i.what}: ${i.maps} map${i.maps === 1 ? '' : 's'} (${i.why})`);
+  }
+
+  /** A continuation line: expected after QEMU 7.2's two-line events; after any other event it is attached and reported. */
+  private continued(c: { name: string; expected: number }): void {
+    this.stats.continued++;
+    if (c.expected > 0) c.expected--;
+    else this.count(`${c.name} continuation line (not a known multi-line event)`);
+  }
+
   /** One trace line's events, and the map attempt it makes (held back, not among the events). */
-  private convert(p: Parsed): { events: Event[]; map?: HeldMap } {
+  private convert(p: Parsed, line: string): { events: Event[]; map?: HeldMap } {
     const ts = p.ts === undefined ? {} : { ts: p.ts };
     const a = p.args;
     switch (ALIASES[p.name]) {
@@ -211,19 +167,22 @@ export class QemuTraceConverter {
       case 'device_detach':
         for (const g of this.groupFds) g.devices.delete(a[0]!);
         return { events: [{ type: 'device', dev: a[0], op: 'close', ...ts }] };
-      case 'region_add_ram': {
-        const start = BigInt(a[0]!);
-        const vaddr = a[2] === undefined || a[2] === 'nil' ? 0n : BigInt(a[2]);
-        return { events: [], map: this.map(start, BigInt(a[1]!) - start + 1n, vaddr, ts) };
-      }
+      case 'region_add_ram':
+        return { events: [], map: this.regionAdd(BigInt(a[0]!), BigInt(a[1]!), a[2] === undefined || a[2] === 'nil' ? 0n : BigInt(a[2]), regionHints(line), ts) };
       case 'region_del': {
         const start = BigInt(a[0]!);
-        return { events: [this.unmap(start, BigInt(a[1]!) - start + 1n, ts)] };
+        const size = BigInt(a[1]!) - start + 1n;
+        // vfio_listener_region_del traces every section, but unmaps only what region_add mapped.
+        if (this.notMapped.delete(rangeKey(start, size))) return { events: [] };
+        return { events: [this.unmap(start, size, ts)] };
       }
+      case 'region_no_dma_map':
+        this.noDmaMap(BigInt(a[1]!), BigInt(a[2]!));
+        return { events: [] };
       case 'iommu_map_notify': {
         const start = BigInt(a[1]!);
         const size = BigInt(a[2]!) - start + 1n;
-        if (a[0] === 'MAP') return { events: [], map: this.map(start, size, VIOMMU_VA + start, ts) };
+        if (a[0] === 'MAP') return { events: [], map: this.map(start, size, VIOMMU_VA + start, ['READ', 'WRITE'], [], ts) };
         return { events: [this.unmap(start, size, ts)] };
       }
       case 'group_put': {
@@ -243,12 +202,33 @@ export class QemuTraceConverter {
         this.iommuSet = false;
         return { events };
       }
+      case 'region_setup':
+        if (a.length >= 6) this.sections.regionSetup(a[0]!, Number(a[1]), BigInt(a[3]!), BigInt(a[5]!));
+        else this.count(`${p.name} (unreadable fields)`);
+        return { events: [] };
+      case 'region_mmap':
+        if (a.length < 3 || !this.sections.regionMmap(a[0]!, BigInt(a[1]!), BigInt(a[2]!))) this.count(`${p.name} (not a BAR region set up before)`);
+        return { events: [] };
+      case 'region_unmap':
+        return { events: a.length >= 1 ? this.memory.unmapBar(a[0]!, ts) : [] };
+      case 'config_write':
+        if (a.length >= 4) this.sections.configWrite(a[0]!, Number(a[1]), Number(a[2]), Number(a[3]));
+        return { events: [] };
+      case 'config_read':
+        if (a.length >= 4) this.sections.configRead(a[0]!, Number(a[1]), Number(a[2]), Number(a[3]));
+        return { events: [] };
+      case 'mdev':
+        if (a.length >= 2 && a[1] === '1') this.mdevs.add(a[0]!);
+        return { events: [] };
       case 'device_get':
+      case 'device_put':
       case 'region_add_iommu':
       case 'region_del_iommu':
       case 'region_skip':
-      case 'region_no_dma_map':
-      case 'mdev':
+      case 'region_no_dma_map_safe':
+      case 'region_mmaps_enabled':
+      case 'msix_fixup':
+      case 'multi_line':
       case 'unmap_overflow_workaround':
         // Understood, and nothing for the backend to do.
         return { events: [] };
@@ -260,6 +240,9 @@ export class QemuTraceConverter {
 
   /** A device of `group`: the container, the group's fd and its setup the first time. */
   private attach(dev: string, group: number, ts: object): Event[] {
+    const info = this.groups.get(group) ?? { id: group, devices: [] };
+    if (!info.devices.includes(dev)) info.devices.push(dev);
+    this.groups.set(group, info);
     const out: Event[] = [];
     if (!this.containerOpen) {
       out.push({ type: 'open', pid: PID, fd: CONTAINER_FD, path: '/dev/vfio/vfio', ...ts });
@@ -280,6 +263,51 @@ export class QemuTraceConverter {
     g.devices.add(dev);
     out.push({ type: 'device', dev, op: 'open', ...ts });
     return out;
+  }
+
+  /** `region_add [ram] START - END [VADDR]`: a map attempt of the section, its memory described first when it is a ROM or a BAR. */
+  private regionAdd(start: bigint, end: bigint, vaddr: bigint, hints: { name?: string; readonly?: boolean }, ts: object): HeldMap {
+    const size = end - start + 1n;
+    const kind = this.sections.classify(start, end, vaddr, hints);
+    if (kind.kind === 'rom') {
+      this.stats.romMaps++;
+      this.infer(`rom ${kind.rom}`, 'READ-only, its host range described as private anonymous memory, ' + kind.why);
+      const before = this.described(this.memory.describe({ vaddr, size }, RAM_BLOCK, ts));
+      return this.map(start, size, vaddr, ['READ'], before, ts);
+    }
+    if (kind.kind === 'bar') {
+      this.stats.barMaps++;
+      this.infer(`bar ${kind.region}`, `its host range 0x${kind.mmap.vaddr.toString(16)}+0x${kind.mmap.size.toString(16)} described as pfnmap, ${kind.why}`);
+      const before = this.described(this.memory.describeBar(kind.region, kind.mmap, kind.prot, ts));
+      return this.map(start, size, vaddr, ['READ', 'WRITE'], before, ts);
+    }
+    return this.map(start, size, vaddr, ['READ', 'WRITE'], [], ts);
+  }
+
+  /**
+   * `vfio_listener_region_add_no_dma_map`: QEMU did not map the RAM-device
+   * section (not aligned to the IOMMU's page size); when it follows the
+   * section's region_add line, that attempt never reached the kernel.
+   */
+  private noDmaMap(offset: bigint, size: bigint): void {
+    const h = this.held;
+    if (!h || h.event.ret !== undefined || offset >= h.iova + h.size || offset + size <= h.iova) return;
+    this.held = undefined;
+    this.notMapped.add(rangeKey(h.iova, h.size));
+    // Its memory is still what the mmap events say: they stay.
+    this.pendingBefore.push(...h.before);
+  }
+
+  /** `mmap` events make the trace version 2 (their prot and flags). */
+  private described(events: Event[]): Event[] {
+    if (events.length > 0) this.v2 = true;
+    return events;
+  }
+
+  private infer(what: string, why: string): void {
+    const i = this.inferences.get(what);
+    if (i) i.maps++;
+    else this.inferences.set(what, { what, maps: 1, why });
   }
 
   /**
@@ -334,20 +362,22 @@ export class QemuTraceConverter {
     return out;
   }
 
-  /** The held map, if any, as the first event of a line's output. */
+  /** The held map, if any, with the mmap events before it, as the first events of a line's output. */
   private flush(): Event[] {
     const h = this.held;
     this.held = undefined;
-    return h ? [h.event] : [];
+    const out = this.pendingBefore.splice(0);
+    if (h) out.push(...h.before, h.event);
+    return out;
   }
 
   private count(name: string): void {
     this.stats.unused[name] = (this.stats.unused[name] ?? 0) + 1;
   }
 
-  private map(iova: bigint, size: bigint, vaddr: bigint, ts: object): HeldMap {
-    const event = { type: 'ioctl', pid: PID, fd: CONTAINER_FD, cmd: 'VFIO_IOMMU_MAP_DMA', arg: { flags: ['READ', 'WRITE'], vaddr: hex(vaddr), iova: hex(iova), size: hex(size) }, ...ts };
-    return { event, iova, size };
+  private map(iova: bigint, size: bigint, vaddr: bigint, flags: string[], before: Event[], ts: object): HeldMap {
+    const event = { type: 'ioctl', pid: PID, fd: CONTAINER_FD, cmd: 'VFIO_IOMMU_MAP_DMA', arg: { flags, vaddr: hex(vaddr), iova: hex(iova), size: hex(size) }, ...ts };
+    return { event, iova, size, before };
   }
 
   private unmap(iova: bigint, size: bigint, ts: object): Event {
@@ -355,24 +385,8 @@ export class QemuTraceConverter {
   }
 }
 
+/** Events whose arguments the converter reads. */
+const used = (name: string) => ALIASES[name] !== undefined;
 const hex = (v: bigint) => '0x' + v.toString(16);
 const rangeKey = (iova: bigint, size: bigint) => `${iova}/${size}`;
 
-/** What a QEMU trace log cannot say, for the header's `import.unknown`; each entry starts with the trace field it concerns. */
-const UNKNOWN = {
-  ret: 'ret of maps and unmaps (QEMU traces attempts; only a failed map leaves an error line)',
-  pid: 'pid (one process, pid 1)',
-  fd: 'fd (container fd 3, groups from 4)',
-  memlock_limit: 'memlock_limit (RLIMIT_MEMLOCK: unlimited; import --memlock-limit gives it)',
-  cap_ipc_lock: 'cap_ipc_lock (none)',
-  vaddr: 'vaddr of vIOMMU mappings (synthetic)',
-  flags: 'flags (all maps are READ|WRITE; read-only ones are not traced as such)',
-  topology: 'topology.iommus (the default x86_64 unit)',
-} as const;
-
-/** `import.unknown`, less what the command line told: `memlockLimit` when --memlock-limit was given. */
-export function importUnknown(known: { memlockLimit: boolean }): string[] {
-  return Object.entries(UNKNOWN)
-    .filter(([field]) => !(field === 'memlock_limit' && known.memlockLimit))
-    .map(([, text]) => text);
-}

@@ -9,7 +9,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { cpioNewc, type CpioEntry } from './cpio.js';
+import { Bundle } from './bundle.js';
+import { cpioNewc } from './cpio.js';
+import { captureInit, captureFiles } from './capture.js';
+import { LabError } from './lab-error.js';
+import { qemuInit, qemuFiles, type QemuSpec } from './qemu-guest.js';
 
 export const DEFAULT_KERNEL_PACKAGE = 'linux-image-amd64';
 export const GUEST_MEM_MIB = 6144;
@@ -46,7 +50,7 @@ export function labCache(): string {
   return dir;
 }
 
-export class LabError extends Error {}
+export { LabError };
 
 function run(cmd: string, args: string[], cwd?: string): string {
   try {
@@ -91,9 +95,9 @@ export function fetchKernel(name: string = DEFAULT_KERNEL_PACKAGE): Kernel {
 }
 
 /** The helper, built static with the host's gcc when its source is newer. */
-export function buildHelper(root: string): string {
-  const src = join(root, 'lab', 'helper', 'vfio-lab.c');
-  const bin = join(labCache(), 'vfio-lab');
+export function buildHelper(root: string, name = 'vfio-lab'): string {
+  const src = join(root, 'lab', 'helper', `${name}.c`);
+  const bin = join(labCache(), name);
   if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) run('gcc', ['-O2', '-Wall', '-static', '-o', bin, src]);
   return bin;
 }
@@ -135,6 +139,7 @@ for d in /sys/bus/pci/devices/*; do
   [ -e $d/driver ] && echo $n > $d/driver/unbind
   echo vfio-pci > $d/driver_override; echo $n > /sys/bus/pci/drivers_probe
   g=$(basename $(readlink $d/iommu_group))
+  [ -n "$dev0" ] || dev0=$n
   echo "DEV $i $n $g"
   subst="-e s#@G$i\\([^0-9]\\|\\$\\)#$g\\1#g -e s#@D$i\\([^0-9]\\|\\$\\)#$n\\1#g $subst"
   i=$((i+1))
@@ -146,59 +151,87 @@ for u in $(cat /mdevs); do
   subst="-e s#@M$u#$g#g $subst"
 done
 echo "KERNEL $(uname -r)"
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+# A file back to the host: on the second serial port, between markers.
+sendfile() { { echo "@@@ FILE $1"; cat "$2"; echo; echo "@@@ END $1"; } > /dev/ttyS1; }
+CAPTURE_FUNCTIONS
+CAPTURE_START
 for f in $(ls /steps | sort -n); do
   echo "T $f"
   sed $subst /steps/$f > /tmp/steps
   /bin/vfio-lab /tmp/steps
 done
+QEMU_RUN
+CAPTURE_STOP
 echo LAB-DONE
 poweroff -f
 `;
 
+/** What the guest does besides running the helper on each steps file. */
+export interface GuestExtras {
+  /** Run the project's capture script (tools/capture) while the steps run: one capture, attached once. */
+  capture?: boolean;
+  /** Run Debian's QEMU as a VMM assigning device 0 after the steps, under the same capture. */
+  qemu?: QemuSpec;
+}
+
 export interface GuestRun {
   kernel: string;
+  /** Files the guest sent back (captures, QEMU's log, /proc status), by name. */
+  files: Map<string, string>;
   devices: { index: number; name: string; group: number }[];
   mdevs: { uuid: string; group: number }[];
+  /** How long the capture took to attach, per capture. */
+  attachMs: { name: string; ms: number }[];
   /** Helper output lines per trace index. */
   outputs: string[][];
   seconds: number;
 }
 
 /** Boots the guest once and runs each steps file in its own helper process, in order. */
-export async function runGuest(root: string, kernel: Kernel, stepFiles: string[][], devices: number, mdevs: string[]): Promise<GuestRun> {
+export async function runGuest(
+  root: string,
+  kernel: Kernel,
+  stepFiles: string[][],
+  devices: number,
+  mdevs: string[],
+  extras: GuestExtras = {},
+): Promise<GuestRun> {
   const helper = buildHelper(root);
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
   if (!busybox) throw new LabError('busybox is needed (apt-get install busybox-static)');
   const modules = moduleFiles(kernel);
   if (mdevs.length > 0) modules.push({ name: 'pinledger_mdev', data: buildMdev(root, kernel) });
-  const entries: CpioEntry[] = [
-    { path: 'bin' },
-    { path: 'dev' },
-    { path: 'proc' },
-    { path: 'sys' },
-    { path: 'tmp' },
-    { path: 'lib' },
-    { path: 'lib/modules' },
-    { path: 'steps' },
-    { path: 'init', data: Buffer.from(INIT.replace('MODULES', modules.map((m) => m.name).join(' '))), mode: 0o100755 },
-    { path: 'bin/busybox', data: readFileSync(busybox), mode: 0o100755 },
-    { path: 'bin/vfio-lab', data: readFileSync(helper), mode: 0o100755 },
-    ...modules.map((m) => ({ path: `lib/modules/${m.name}.ko`, data: m.data })),
-    ...stepFiles.map((s, i) => ({ path: `steps/${i}`, data: Buffer.from(s.join('\n') + '\n') })),
-    { path: 'mdevs', data: Buffer.from(mdevs.join('\n') + '\n') },
-  ];
+  const init = INIT.replace('MODULES', modules.map((m) => m.name).join(' '))
+    .replace('CAPTURE_FUNCTIONS', extras.capture || extras.qemu ? captureInit.functions : '')
+    .replace('CAPTURE_START', extras.capture || extras.qemu ? captureInit.start : ':')
+    .replace('CAPTURE_STOP', extras.capture || extras.qemu ? captureInit.stop : ':')
+    .replace('QEMU_RUN', extras.qemu ? qemuInit(extras.qemu) : '');
+  const b = new Bundle();
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'lib/modules', 'steps']) b.dir(d);
+  b.file('init', Buffer.from(init), 0o100755);
+  b.file('bin/busybox', readFileSync(busybox), 0o100755);
+  b.file('bin/vfio-lab', readFileSync(helper), 0o100755);
+  for (const m of modules) b.file(`lib/modules/${m.name}.ko`, m.data);
+  stepFiles.forEach((steps, i) => b.file(`steps/${i}`, Buffer.from(steps.join('\n') + '\n')));
+  b.file('mdevs', Buffer.from(mdevs.join('\n') + '\n'));
+  if (extras.capture || extras.qemu) captureFiles(root, b);
+  if (extras.qemu) qemuFiles(buildHelper(root, 'memlock-exec'), b);
   const initrd = join(labCache(), `initrd-${process.pid}.gz`);
-  writeFileSync(initrd, cpioNewc(entries));
+  writeFileSync(initrd, cpioNewc(b.entries));
+  const filesOut = join(labCache(), `files-${process.pid}.txt`);
   const args = [
     '-machine', 'q35,kernel-irqchip=split', '-accel', 'tcg', '-m', String(GUEST_MEM_MIB), '-smp', '1',
     '-device', 'intel-iommu,intremap=on,aw-bits=48',
     ...Array.from({ length: Math.max(1, devices) }, () => ['-device', 'e1000e,romfile=']).flat(),
+    '-serial', 'mon:stdio', '-serial', `file:${filesOut}`,
     '-net', 'none', '-nographic', '-no-reboot', '-kernel', kernel.vmlinuz, '-initrd', initrd,
     // loglevel=1: the kernel's own console messages (all but KERN_EMERG) would otherwise
     // interleave with the helper's lines on the one serial port and cut them.
     '-append', 'console=ttyS0 intel_iommu=on quiet loglevel=1 panic=-1',
   ];
   const t0 = Date.now();
+  let files = '';
   const text = await new Promise<string>((resolve, reject) => {
     const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -210,11 +243,15 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
     q.on('close', () => {
       clearTimeout(timer);
       rmSync(initrd, { force: true });
+      files = existsSync(filesOut) ? readFileSync(filesOut, 'utf8') : '';
+      rmSync(filesOut, { force: true });
       if (!out.includes('LAB-DONE')) reject(new LabError(`the lab guest did not finish:\n${(out + err).slice(-3000)}`));
       else resolve(out);
     });
   });
-  return parseGuestConsole(text, stepFiles.length, Math.max(1, devices), (Date.now() - t0) / 1000);
+  const run = parseGuestConsole(text, stepFiles.length, Math.max(1, devices), (Date.now() - t0) / 1000);
+  run.files = parseGuestFiles(files);
+  return run;
 }
 
 /**
@@ -223,16 +260,17 @@ export async function runGuest(root: string, kernel: Kernel, stepFiles: string[]
  * Every device the guest was given must be reported.
  */
 export function parseGuestConsole(text: string, traces: number, devices: number, seconds: number): GuestRun {
-  const run: GuestRun = { kernel: '', devices: [], mdevs: [], outputs: Array.from({ length: traces }, () => []), seconds };
+  const run: GuestRun = { kernel: '', files: new Map(), attachMs: [], devices: [], mdevs: [], outputs: Array.from({ length: traces }, () => []), seconds };
   let current = -1;
   const log: string[] = [];
   // A bare \r ends a line too: the firmware's last output ("Booting from ROM..", escape codes, \r)
   // shares the serial line with the helper's first, and `.` would not cross the \r.
   const lines = text.split(/\r\n|\n|\r/);
   for (const raw of lines) {
-    const line = raw.replace(/^.*?(?=(DEV|MDEV|KERNEL|T|R|LAB-ERROR|LAB-LOG) )/, '');
+    const line = raw.replace(/^.*?(?=(ATTACH|DEV|MDEV|KERNEL|T|R|LAB-ERROR|LAB-LOG) )/, '');
     let m: RegExpExecArray | null;
-    if ((m = /^DEV (\d+) (\S+) (\d+)/.exec(line))) run.devices.push({ index: Number(m[1]), name: m[2]!, group: Number(m[3]) });
+    if ((m = /^ATTACH (\S+) (\d+)/.exec(line))) run.attachMs.push({ name: m[1]!, ms: Number(m[2]) });
+    else if ((m = /^DEV (\d+) (\S+) (\d+)/.exec(line))) run.devices.push({ index: Number(m[1]), name: m[2]!, group: Number(m[3]) });
     else if ((m = /^MDEV (\S+) (\d+)/.exec(line))) run.mdevs.push({ uuid: m[1]!, group: Number(m[2]) });
     else if ((m = /^KERNEL (\S+)/.exec(line))) run.kernel = m[1]!;
     else if ((m = /^T (\d+)/.exec(line))) current = Number(m[1]);
@@ -245,4 +283,31 @@ export function parseGuestConsole(text: string, traces: number, devices: number,
     throw new LabError(`the guest reported ${run.devices.length} of ${devices} devices; its DEV lines: ${JSON.stringify(seen)}\n${text.slice(-2000)}`);
   }
   return run;
+}
+
+/**
+ * The second serial port: files between `@@@ FILE name` and `@@@ END name`
+ * lines (text, each ending with a newline). A file that does not end is an
+ * error: the guest stopped mid-way.
+ */
+export function parseGuestFiles(text: string): Map<string, string> {
+  const files = new Map<string, string>();
+  let name: string | undefined;
+  let lines: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    const begin = /^@@@ FILE (\S+)$/.exec(line);
+    if (begin) {
+      if (name !== undefined) throw new LabError(`the guest's file ${name} was cut short by ${begin[1]}`);
+      name = begin[1]!;
+      lines = [];
+    } else if (name !== undefined && line === `@@@ END ${name}`) {
+      // sendfile ends the file with a newline of its own, so a last line without one is whole.
+      if (lines.at(-1) === '') lines.pop();
+      files.set(name, lines.length > 0 ? lines.join('\n') + '\n' : '');
+      name = undefined;
+    } else if (name !== undefined) lines.push(line);
+  }
+  if (name !== undefined) throw new LabError(`the guest's file ${name} was cut short (no end marker)`);
+  return files;
 }

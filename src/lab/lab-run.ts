@@ -8,6 +8,8 @@ import { gunzipSync } from 'node:zlib';
 import { parseTraceText } from '../trace/line-parser.js';
 import { TraceError } from '../trace/trace-error.js';
 import { fetchKernel, GUEST_MEM_MIB, MACHINE, runGuest, LabError } from './guest.js';
+import { CAPTURED_COMMS, splitCapture } from './capture.js';
+import { qemuArgs, type QemuSpec } from './qemu-guest.js';
 import { observedTrace, parseResult, type StepResult } from './observe.js';
 import { planTrace, type LabPlan } from './plan.js';
 
@@ -18,6 +20,11 @@ export interface LabOutcome {
   /** The observed trace, or why the trace was not run. */
   observed?: Json[];
   refused?: string;
+  /** With a capture: what the project's capture script wrote while the trace ran (a vfio-trace file), and its stderr. */
+  captured?: string;
+  captureLog?: string;
+  /** How long the capture took to attach, ms. */
+  attachMs?: number;
 }
 
 export interface LabReport {
@@ -25,6 +32,7 @@ export interface LabReport {
   kernelPackage?: string;
   bootSeconds?: number;
   outcomes: LabOutcome[];
+  qemu?: QemuOutcome;
 }
 
 function readText(file: string): string {
@@ -32,7 +40,28 @@ function readText(file: string): string {
   return (file.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8');
 }
 
-export async function labRun(root: string, files: string[], kernelName?: string): Promise<LabReport> {
+export interface LabRunOptions {
+  kernel?: string;
+  /** Run the project's capture script (tools/capture) around each trace. */
+  capture?: boolean;
+  /** After the traces, run Debian's QEMU as a VMM on the guest's first vfio-pci device, under the capture. */
+  qemu?: QemuSpec;
+}
+
+/** What the lab's real QEMU did: its log, the capture of it, and its /proc status before it quit. */
+export interface QemuOutcome {
+  log: string;
+  captured: string;
+  status: string;
+  /** VmLck of the QEMU process just before it quit, KiB. */
+  vmLckKiB: number;
+  /** The monitor's output (`info status`). */
+  monitor: string;
+  args: string[];
+}
+
+export async function labRun(root: string, files: string[], options: LabRunOptions = {}): Promise<LabReport> {
+  const kernelName = options.kernel;
   const outcomes: LabOutcome[] = [];
   const runnable: { file: string; objects: Json[]; plan: LabPlan }[] = [];
   for (const file of files) {
@@ -52,11 +81,19 @@ export async function labRun(root: string, files: string[], kernelName?: string)
     if (p.ok) runnable.push({ file, objects, plan: p.plan });
     else outcomes.push({ file, refused: p.reason });
   }
-  if (runnable.length === 0) return { outcomes };
+  if (runnable.length === 0 && !options.qemu) return { outcomes };
   const kernel = fetchKernel(kernelName);
-  const devices = Math.max(...runnable.map((r) => r.plan.groups.length));
+  const devices = Math.max(1, ...runnable.map((r) => r.plan.groups.length));
   const mdevs = [...new Set(runnable.flatMap((r) => r.plan.mdevs.map((m) => m.uuid)))];
-  const guest = await runGuest(root, kernel, runnable.map((r) => r.plan.steps), devices, mdevs);
+  const guest = await runGuest(root, kernel, runnable.map((r) => r.plan.steps), devices, mdevs, {
+    capture: options.capture === true,
+    ...(options.qemu ? { qemu: options.qemu } : {}),
+  });
+  const split = options.capture || options.qemu ? capturedWorkloads(guest.files) : [];
+  const captures = split.filter((p) => p.comm === CAPTURED_COMMS[0]);
+  if (options.capture && captures.length !== runnable.length) {
+    throw new LabError(`the capture has ${captures.length} helper runs for ${runnable.length} traces: ${guest.files.get('capture-all.err') ?? ''}`);
+  }
   runnable.forEach((r, i) => {
     const lines = guest.outputs[i]!;
     // The helper answers every step, failed or not: fewer answers mean it died.
@@ -84,10 +121,41 @@ export async function labRun(root: string, files: string[], kernelName?: string)
       if (!g) throw new LabError(`the guest did not create mdev ${m.uuid} for group ${m.group}`);
       groups.push({ trace: m.group, guest: g.group, device: m.uuid });
     }
-    outcomes.push({
+    const outcome: LabOutcome = {
       file: r.file,
       observed: observedTrace(r.objects, results, { kernel: guest.kernel, kernelPackage: kernel.package, machine: MACHINE, groups }),
-    });
+    };
+    if (options.capture) {
+      outcome.captured = captures[i]!.lines.join('\n') + '\n';
+      outcome.captureLog = guest.files.get('capture-all.err') ?? '';
+      outcome.attachMs = guest.attachMs.find((a) => a.name === 'all')?.ms;
+    }
+    outcomes.push(outcome);
   });
-  return { kernel: guest.kernel, kernelPackage: kernel.package, bootSeconds: guest.seconds, outcomes };
+  const report: LabReport = { kernel: guest.kernel, kernelPackage: kernel.package, bootSeconds: guest.seconds, outcomes };
+  if (options.qemu) report.qemu = qemuOutcome(guest.files, split, options.qemu);
+  return report;
+}
+
+/** The run's one capture, cut into its workloads. */
+function capturedWorkloads(files: Map<string, string>): ReturnType<typeof splitCapture> {
+  const text = files.get('capture-all');
+  if (text === undefined) throw new LabError(`the guest sent no capture: ${files.get('capture-all.err') ?? ''}`);
+  return splitCapture(text);
+}
+
+function qemuOutcome(files: Map<string, string>, split: ReturnType<typeof splitCapture>, spec: QemuSpec): QemuOutcome {
+  const status = files.get('status.txt') ?? '';
+  const m = /^VmLck:\s+(\d+) kB$/m.exec(status);
+  if (!m) throw new LabError(`the lab's QEMU left no VmLck (did it start?): ${status.trim()}\n${(files.get('qemu.log') ?? '').slice(-2000)}`);
+  const runs = split.filter((p) => p.comm === CAPTURED_COMMS[1]);
+  if (runs.length !== 1) throw new LabError(`the capture has ${runs.length} QEMU processes, not 1: ${files.get('capture-all.err') ?? ''}`);
+  return {
+    log: files.get('qemu.log') ?? '',
+    captured: runs[0]!.lines.join('\n') + '\n',
+    status,
+    vmLckKiB: Number(m[1]),
+    monitor: files.get('qemu-monitor.txt') ?? '',
+    args: qemuArgs(spec),
+  };
 }

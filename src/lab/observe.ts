@@ -54,7 +54,8 @@ function outOf(cmd: string, kv: Record<string, string>): Json | undefined {
 
 /**
  * Fills each event that ran with the kernel's outcome. Events the helper
- * does not run (a direct device's open, a process exit) keep what they had.
+ * does not run (a direct device's open) and those whose outcome the format
+ * does not carry (process, mmap, munmap) keep what they had.
  */
 export function observedTrace(objects: Json[], results: Map<number, StepResult>, lab: LabHeader): Json[] {
   const [header, ...events] = objects as [Json, ...Json[]];
@@ -85,6 +86,12 @@ export function observedTrace(objects: Json[], results: Map<number, StepResult>,
     o.ret = r.ret < 0 && !errnoName(r.ret).startsWith('errno') ? errnoName(r.ret) : r.ret;
     const fields = e.type === 'ioctl' && r.ret >= 0 ? outOf(e.cmd as string, r.kv) : undefined;
     if (fields) o.out = fields;
+    // mlockall(MCL_CURRENT) locks what the trace describes and what it does not (the program, its
+    // stack and libraries): the helper measures the pages it newly locked (VmLck after minus before).
+    if (e.type === 'mlockall') {
+      delete o.pages;
+      if (r.ret === 0 && ((e.flags as string[] | undefined) ?? []).includes('CURRENT') && r.kv.pages !== undefined) o.pages = Number(r.kv.pages);
+    }
     o.locked_vm = r.vmlckKb / pageKb;
     out.push(o);
   }

@@ -8,12 +8,21 @@ import type { Topology } from './iommu/topology.js';
 import type { FrameSpan } from './memory/frame-ledger.js';
 import { type ChargeCause, Process } from './memory/process.js';
 import { Errno } from './errno.js';
+import type { KernelProfile, UntouchedReadPin } from './kernel/profile.js';
+import { UNSPECIFIED_KERNEL } from './kernel/choose.js';
+import type { PinAccess } from './memory/address-space.js';
 
 /**
  * Whether RLIMIT_MEMLOCK refuses charges: `enforced` as the trace says, or
  * `unlimited` in the what-if replay behind the memlock answer.
  */
 export type MemlockRule = 'enforced' | 'unlimited';
+
+/** The four ways a pin reaches memory, made once (a pin per page must not allocate). */
+const PIN_ACCESS: Record<UntouchedReadPin, readonly [PinAccess, PinAccess]> = {
+  'zero-page': [Object.freeze({ write: false, untouchedRead: 'zero-page' }), Object.freeze({ write: true, untouchedRead: 'zero-page' })],
+  unshare: [Object.freeze({ write: false, untouchedRead: 'unshare' }), Object.freeze({ write: true, untouchedRead: 'unshare' })],
+};
 
 export class ModelEnv {
   readonly pageShift: bigint;
@@ -22,6 +31,8 @@ export class ModelEnv {
   memlockRule: MemlockRule = 'enforced';
   /** The pid whose charge RLIMIT_MEMLOCK refused during the current event (the replayer clears it). */
   limitRefused: number | undefined;
+  /** What differs between the kernels emulated (set by the replayer from the header or --kernel). */
+  kernel: KernelProfile = UNSPECIFIED_KERNEL;
 
   constructor(
     pageSize: number,
@@ -55,12 +66,24 @@ export class ModelEnv {
   /**
    * An operation refused because its charge would take `pid` past
    * RLIMIT_MEMLOCK: ACCT_LIMIT, remembered for the event so the replayer
-   * can answer what the trace needed, and the kernel's -ENOMEM.
+   * can answer what the trace needed, and the kernel's errno (-ENOMEM;
+   * mlock with a limit of 0 is -EPERM, can_do_mlock).
    */
-  refuseOverLimit(pid: number, message: string, details: Record<string, unknown>): number {
+  refuseOverLimit(pid: number, message: string, details: Record<string, unknown>, errno: number = Errno.ENOMEM): number {
     this.limitRefused ??= pid;
     this.report('ACCT_LIMIT', message, details);
-    return -Errno.ENOMEM;
+    return -errno;
+  }
+
+  /** How a long-term pin reaches the pages on this kernel: FOLL_WRITE when the mapping is writable (vaddr_get_pfns). */
+  pinAccess(write: boolean): PinAccess {
+    const rule = (this.kernel ?? UNSPECIFIED_KERNEL).untouchedReadPin;
+    return PIN_ACCESS[rule][write ? 1 : 0];
+  }
+
+  /** A process's locked_vm changed outside a DMA charge (mlock): its peak is taken at the end of the event. */
+  noteLockChange(p: Process): void {
+    this.chargedThisEvent.add(p);
   }
 
   /** Processes charged during the current event: their ledgers say how many frames were charged again. */
@@ -120,6 +143,10 @@ export class ModelEnv {
     let pages = 0;
     for (const s of spans) pages += s.pages;
     if (pages === 0) return;
+    // vfio_lock_acct: the task that mapped has exited (a forked child whose
+    // mappings outlive it in a container others hold): get_task_mm finds no
+    // mm (-ESRCH) and nothing is uncharged; its charge went with its mm.
+    if (sign < 0 && !this.processes.has(pid)) return;
     const p = this.process(pid);
     if (sign > 0) {
       for (const s of spans) p.frames.add(s);

@@ -25,14 +25,29 @@ export type MemlockLimit = Bytes | 'unlimited';
 
 export interface ProcessEvent extends EventBase {
   type: 'process';
+  /** The process; for `fork`, the child. */
   pid: number;
-  op: 'start' | 'setrlimit' | 'exit';
+  /** fork and exec: version 2. */
+  op: 'start' | 'setrlimit' | 'exit' | 'fork' | 'exec';
+  /** fork: the parent's pid. */
+  parent?: number;
   memlockLimit?: MemlockLimit;
   capIpcLock?: boolean;
   comm?: string;
 }
 
-export type Backing = 'anon' | 'hugetlb' | 'shared' | 'pfnmap';
+/** `file` (version 2): pages of a regular file. */
+export type Backing = 'anon' | 'hugetlb' | 'shared' | 'pfnmap' | 'file';
+
+/** PROT_* of a mapping (version 2). */
+export interface MmapProt {
+  read: boolean;
+  write: boolean;
+  exec: boolean;
+}
+
+/** MAP_* flags of a mapping (version 2), as the trace names them. */
+export type MmapFlag = 'SHARED' | 'PRIVATE' | 'ANONYMOUS' | 'FIXED' | 'HUGETLB' | 'NORESERVE' | 'POPULATE' | 'LOCKED';
 
 export interface MmapEvent extends EventBase {
   type: 'mmap';
@@ -42,6 +57,55 @@ export interface MmapEvent extends EventBase {
   backing: Backing;
   pfn?: Pfn;
   hugepageSize?: Bytes;
+  /** Version 2; absent when the trace does not say. */
+  prot?: MmapProt;
+  /** Version 2; absent when the trace does not say. */
+  flags?: readonly MmapFlag[];
+  /** Version 2: the mapped file's fd (a VFIO device fd for a BAR). */
+  fd?: number;
+  offset?: Bytes;
+}
+
+/** mlock / mlock2 (version 2). */
+export interface MlockEvent extends EventBase {
+  type: 'mlock';
+  pid: number;
+  vaddr: Vaddr;
+  size: Bytes;
+  /** MLOCK_ONFAULT: locked but not populated. */
+  onFault: boolean;
+}
+
+export interface MunlockEvent extends EventBase {
+  type: 'munlock';
+  pid: number;
+  vaddr: Vaddr;
+  size: Bytes;
+}
+
+/** mlockall (version 2). */
+export interface MlockallEvent extends EventBase {
+  type: 'mlockall';
+  pid: number;
+  current: boolean;
+  future: boolean;
+  onFault: boolean;
+  /** Pages the call newly locked as the capture measured (memory the trace does not describe included). */
+  pages?: Pages;
+}
+
+export interface MunlockallEvent extends EventBase {
+  type: 'munlockall';
+  pid: number;
+}
+
+/** dup, dup2, dup3 or fcntl(F_DUPFD) of a file descriptor (version 2). */
+export interface DupEvent extends EventBase {
+  type: 'dup';
+  pid: number;
+  fd: number;
+  newfd: number;
+  call: 'dup' | 'dup2' | 'dup3' | 'fcntl';
 }
 
 export interface MunmapEvent extends EventBase {
@@ -90,6 +154,8 @@ export type IoctlCall =
   | ({ cmd: 'VFIO_IOMMU_MAP_DMA' } & MapDmaArg)
   | ({ cmd: 'VFIO_IOMMU_UNMAP_DMA' } & UnmapDmaArg)
   | { cmd: 'VFIO_IOMMU_DIRTY_PAGES'; flags: string[] }
+  /** Version 2: opens the named device of the group; the new fd is the event's `ret`. */
+  | { cmd: 'VFIO_GROUP_GET_DEVICE_FD'; device: string }
   | { cmd: 'unknown'; name: string };
 
 export interface IoctlEvent extends EventBase {
@@ -103,6 +169,8 @@ export interface DeviceEvent extends EventBase {
   type: 'device';
   dev: string;
   op: 'open' | 'close';
+  pid?: number;
+  fd?: number;
 }
 
 /** Pages named by a pin/unpin: a contiguous run or the older list form. */
@@ -134,6 +202,11 @@ export type TraceEvent =
   | ProcessEvent
   | MmapEvent
   | MunmapEvent
+  | MlockEvent
+  | MunlockEvent
+  | MlockallEvent
+  | MunlockallEvent
+  | DupEvent
   | OpenEvent
   | CloseEvent
   | IoctlEvent
@@ -164,7 +237,15 @@ export interface ModuleParams {
   disableHugepages: boolean;
 }
 
+/** A process the capture attached to while it ran (version 2). */
+export interface AttachedProcess {
+  pid: number;
+  comm?: string;
+}
+
 export interface TraceHeader {
+  /** The format version of the segment: 1, or 2 for the events and fields of version 2. */
+  version: 1 | 2;
   traceId: string;
   segment: number;
   pageSize: number;
@@ -174,6 +255,8 @@ export interface TraceHeader {
   moduleParams: ModuleParams;
   /** The guest's memory (bytes) as libvirt counts it, when the capture knows it (pinledger's extension). */
   guestMemory?: Bytes;
+  /** Processes the capture attached to: what they did before is not in the trace. */
+  attached?: AttachedProcess[];
   /** Absent when a segment N > 0 keeps segment N-1's topology. */
   topology?: { iommus: IommuUnitSpec[]; groups: GroupSpec[] };
 }

@@ -15,12 +15,15 @@ export const FINDING_CODES = {
   ACCT_INCONSISTENT: 'error',
   ACCT_DOUBLE_CHARGE: 'error',
   ACCT_SHARED_FRAMES: 'warning',
+  ACCT_EXEC: 'warning',
   PIN_LEAK: 'error',
   PIN_OUTSIDE_DMA: 'error',
   UNPIN_NOT_PINNED: 'error',
   DESIGN_DIVERGENCE: 'info',
   TRACE_UNKNOWN_CMD: 'info',
   TRACE_INCONSISTENT: 'error',
+  TRACE_ATTACHED: 'warning',
+  TRACE_KERNEL: 'warning',
 } as const satisfies Record<string, Severity>;
 
 export type FindingCode = keyof typeof FINDING_CODES;

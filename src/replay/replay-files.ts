@@ -23,7 +23,8 @@ export interface TraceReplay {
 /** The designs to replay a trace through, chosen once its first header is read. */
 export type DriverChoice = ReadonlyMap<string, IommuDriver> | ((header: TraceHeader) => ReadonlyMap<string, IommuDriver>);
 
-export async function replayFiles(files: string[], drivers: DriverChoice, opts: { keepOutcomes?: boolean } = {}): Promise<TraceReplay[]> {
+/** `kernel`: the release to emulate, overriding the headers' (--kernel). */
+export async function replayFiles(files: string[], drivers: DriverChoice, opts: { keepOutcomes?: boolean; kernel?: string } = {}): Promise<TraceReplay[]> {
   const traces = new Map<string, { t: TraceReplay; diff: DifferentialReplay }>();
   for (const file of files) {
     const reader = openSegment(file);

@@ -43,6 +43,8 @@ export interface IngestOptions {
   shouldStop?: () => boolean;
   /** Called every few thousand events with the bytes read so far. */
   onProgress?: (bytesRead: number) => void;
+  /** The kernel release new traces are replayed as (--kernel), overriding their headers' `kernel`. */
+  kernel?: string;
 }
 
 /** Trace lines kept before each finding's event. */
@@ -194,7 +196,7 @@ export class Ingestor {
       const row = s.state.get(header.traceId, trace.last_segment) as { state: string };
       replay = restoreReplay(row.state);
     } else {
-      replay = new DifferentialReplay(this.opts.drivers(header), this.opts.capturedDesign);
+      replay = new DifferentialReplay(this.opts.drivers(header), this.opts.capturedDesign, this.opts.kernel === undefined ? {} : { kernel: this.opts.kernel });
     }
     reader.parser.continueAfter(trace ? trace.last_seq : -1);
     const err = replay.beginSegment(header);

@@ -8,12 +8,14 @@ import {
   type GroupSpec,
   type IoctlCall,
   type IommuUnitSpec,
+  type MmapFlag,
+  type MmapProt,
   type Observed,
   type PageList,
   type TraceEvent,
   type TraceHeader,
 } from '../model/events.js';
-import { bytes, iova, pages, pfn, vaddr } from '../model/units.js';
+import { type Pages, bytes, iova, pages, pfn, vaddr } from '../model/units.js';
 import { DEFAULT_IOMMU_ID, defaultIommuUnit as defaultIommu } from '../model/iommu/default-unit.js';
 import { FieldError } from './trace-error.js';
 import { parseU64 } from './u64.js';
@@ -59,6 +61,7 @@ function convertGroup(j: Json): GroupSpec {
 export function convertHeader(j: Json): TraceHeader {
   const mp = (j.module_params as Json | undefined) ?? {};
   const header: TraceHeader = {
+    version: j.version === 2 ? 2 : 1,
     traceId: j.trace_id as string,
     segment: (j.segment as number | undefined) ?? 0,
     pageSize: (j.page_size as number | undefined) ?? 4096,
@@ -72,6 +75,10 @@ export function convertHeader(j: Json): TraceHeader {
   };
   if (typeof j.kernel === 'string') header.kernel = j.kernel;
   if (typeof j.host === 'string') header.host = j.host;
+  if (Array.isArray(j.attached)) {
+    if (header.version === 1) throw new FieldError('attached', 'is a version 2 field: the header says "version": 1');
+    header.attached = (j.attached as Json[]).map((a) => (typeof a.comm === 'string' ? { pid: a.pid as number, comm: a.comm } : { pid: a.pid as number }));
+  }
   if (j.guest_memory !== undefined) header.guestMemory = bytes(parseU64(j.guest_memory, 'guest_memory'));
   const topo = j.topology as Json | undefined;
   if (topo) {
@@ -121,7 +128,7 @@ function convertPages(j: Json): PageList {
   return { kind: 'run', iova: iova(parseU64(j.iova, 'iova')), npage: j.npage as number };
 }
 
-function convertIoctl(j: Json): IoctlCall {
+function convertIoctl(j: Json, version: 1 | 2): IoctlCall {
   const cmd = j.cmd as string;
   const arg = j.arg as Json | string | undefined;
   switch (cmd) {
@@ -163,17 +170,49 @@ function convertIoctl(j: Json): IoctlCall {
       const a = (arg ?? {}) as Json;
       return { cmd, flags: (a.flags as string[] | undefined) ?? [] };
     }
+    case 'VFIO_GROUP_GET_DEVICE_FD':
+      // Version 1 never modelled it: kept as an unknown command, exactly as before.
+      if (version === 1) return { cmd: 'unknown', name: cmd };
+      if (typeof arg !== 'string' || arg === '') throw new FieldError('arg', 'expected the device name (a PCI address or an mdev UUID)');
+      return { cmd, device: arg };
     default:
       return { cmd: 'unknown', name: cmd };
   }
 }
 
-export function convertEvent(j: Json, line: number): TraceEvent {
+function convertProt(v: unknown): MmapProt {
+  const p = v as string[];
+  return { read: p.includes('READ'), write: p.includes('WRITE'), exec: p.includes('EXEC') };
+}
+
+function pageCount(v: unknown, field: string): Pages {
+  const n = parseU64(v, field);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new FieldError(field, 'is beyond any possible page count');
+  return pages(Number(n));
+}
+
+/** Event types only version 2 has. */
+const V2_TYPES = new Set(['dup', 'mlock', 'munlock', 'mlockall', 'munlockall']);
+
+/**
+ * A version 1 file keeps reading exactly as before: the events, ops and
+ * backings of version 2 in it are a trace error naming the field.
+ */
+function checkVersion(j: Json): void {
+  const why = 'the header says "version": 1';
+  if (V2_TYPES.has(j.type as string)) throw new FieldError('type', `event type ${JSON.stringify(j.type)} is version 2: ${why}`);
+  if (j.type === 'process' && (j.op === 'fork' || j.op === 'exec')) throw new FieldError('op', `process op ${JSON.stringify(j.op)} is version 2: ${why}`);
+  if (j.type === 'mmap' && j.backing === 'file') throw new FieldError('backing', `backing "file" is version 2: ${why}`);
+}
+
+export function convertEvent(j: Json, line: number, version: 1 | 2 = 2): TraceEvent {
   const seq = j.seq as number;
+  if (version === 1) checkVersion(j);
   const observed = convertObserved(j);
   switch (j.type) {
     case 'process': {
       const e: TraceEvent = { seq, line, observed, type: 'process', pid: j.pid as number, op: j.op as 'start' };
+      if (typeof j.parent === 'number') e.parent = j.parent;
       if (j.memlock_limit !== undefined) {
         e.memlockLimit = j.memlock_limit === 'unlimited' ? 'unlimited' : bytes(parseU64(j.memlock_limit, 'memlock_limit'));
       }
@@ -194,8 +233,40 @@ export function convertEvent(j: Json, line: number): TraceEvent {
       };
       if (j.pfn !== undefined) e.pfn = pfn(parseU64(j.pfn, 'pfn'));
       if (j.hugepage_size !== undefined) e.hugepageSize = bytes(parseU64(j.hugepage_size, 'hugepage_size'));
+      // Version 1 ignored these fields; it still does.
+      if (version === 2) {
+        if (j.prot !== undefined) e.prot = convertProt(j.prot);
+        if (j.flags !== undefined) e.flags = j.flags as MmapFlag[];
+        if (typeof j.fd === 'number') e.fd = j.fd;
+        if (j.offset !== undefined) e.offset = bytes(parseU64(j.offset, 'offset'));
+      }
       return e;
     }
+    case 'mlock': {
+      const flags = (j.flags as string[] | undefined) ?? [];
+      return { seq, line, observed, type: 'mlock', pid: j.pid as number, vaddr: vaddr(parseU64(j.vaddr, 'vaddr')), size: bytes(parseU64(j.size, 'size')), onFault: flags.includes('ONFAULT') };
+    }
+    case 'munlock':
+      return { seq, line, observed, type: 'munlock', pid: j.pid as number, vaddr: vaddr(parseU64(j.vaddr, 'vaddr')), size: bytes(parseU64(j.size, 'size')) };
+    case 'mlockall': {
+      const flags = j.flags as string[];
+      const e: TraceEvent = {
+        seq,
+        line,
+        observed,
+        type: 'mlockall',
+        pid: j.pid as number,
+        current: flags.includes('CURRENT'),
+        future: flags.includes('FUTURE'),
+        onFault: flags.includes('ONFAULT'),
+      };
+      if (j.pages !== undefined) e.pages = pageCount(j.pages, 'pages');
+      return e;
+    }
+    case 'munlockall':
+      return { seq, line, observed, type: 'munlockall', pid: j.pid as number };
+    case 'dup':
+      return { seq, line, observed, type: 'dup', pid: j.pid as number, fd: j.fd as number, newfd: j.newfd as number, call: j.call as 'dup' };
     case 'munmap':
       return {
         seq,
@@ -211,9 +282,14 @@ export function convertEvent(j: Json, line: number): TraceEvent {
     case 'close':
       return { seq, line, observed, type: 'close', pid: j.pid as number, fd: j.fd as number };
     case 'ioctl':
-      return { seq, line, observed, type: 'ioctl', pid: j.pid as number, fd: j.fd as number, call: convertIoctl(j) };
-    case 'device':
-      return { seq, line, observed, type: 'device', dev: j.dev as string, op: j.op as 'open' };
+      return { seq, line, observed, type: 'ioctl', pid: j.pid as number, fd: j.fd as number, call: convertIoctl(j, version) };
+    case 'device': {
+      const e: TraceEvent = { seq, line, observed, type: 'device', dev: j.dev as string, op: j.op as 'open' };
+      // Version 1 ignored them; it still does.
+      if (version === 2 && typeof j.pid === 'number') e.pid = j.pid;
+      if (version === 2 && typeof j.fd === 'number') e.fd = j.fd;
+      return e;
+    }
     case 'pin': {
       const prot = j.prot as string[];
       return {

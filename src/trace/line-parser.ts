@@ -71,7 +71,7 @@ export class LineParser {
       if (obj.type === 'header') this.fail('type', 'a second header; a segment has one header, on line 1');
       const p = checkEvent(obj);
       if (p) this.fail(p.field, p.reason);
-      const ev = convertEvent(obj, this.lineNo);
+      const ev = convertEvent(obj, this.lineNo, this.header.version);
       if (ev.seq <= this.lastSeq) {
         this.fail('seq', `seq ${ev.seq} does not increase (previous ${this.lastSeq})`);
       }

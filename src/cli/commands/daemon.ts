@@ -5,6 +5,7 @@ import { runDaemon } from '../../daemon/daemon.js';
 import { makeLogger } from '../../daemon/logger.js';
 import { DEFAULT_DB, checkStoreFile, dbOption } from '../query-args.js';
 import { UsageError, nonEmpty, wholeNumber } from '../usage-error.js';
+import { kernelOption } from '../kernel-arg.js';
 
 export { DEFAULT_DB };
 
@@ -12,6 +13,7 @@ interface Args {
   watch: string;
   db: string;
   'stable-ms': number;
+  kernel?: string;
 }
 
 export const DEFAULT_WATCH = 'traces/incoming';
@@ -27,6 +29,7 @@ export const daemonCommand: CommandModule<object, Args> = {
       .option('watch', { type: 'string', default: DEFAULT_WATCH, describe: 'drop folder, created if missing (env PINLEDGER_WATCH)', coerce: nonEmpty('--watch') })
       .option('db', dbOption)
       .option('stable-ms', { type: 'number', default: 500, describe: 'how long a file must stay the same size before it is taken (env PINLEDGER_STABLE_MS)', coerce: wholeNumber('--stable-ms') })
+      .option('kernel', { ...kernelOption, describe: `${kernelOption.describe}; applies to traces the daemon has not seen before` })
       .example('$0 daemon', 'watch traces/incoming, store in ./pinledger.db')
       .example('PINLEDGER_DB=/var/lib/pinledger/pinledger.db $0 daemon --watch /var/spool/pinledger', 'as a service would run it')
       .epilogue('Options also come from PINLEDGER_WATCH, PINLEDGER_DB, PINLEDGER_STABLE_MS and the config file; PINLEDGER_LOG_LEVEL sets the log level.') as unknown as Argv<Args>,
@@ -42,6 +45,7 @@ export const daemonCommand: CommandModule<object, Args> = {
     }
     if (watchStat && !watchStat.isDirectory()) throw new UsageError(`--watch ${args.watch}: not a directory`);
     checkStoreFile(args.db);
-    process.exitCode = await runDaemon({ watch: args.watch, db: args.db, stableMs: args['stable-ms'] }, makeLogger(level));
+    const cfg = { watch: args.watch, db: args.db, stableMs: args['stable-ms'], ...(args.kernel === undefined ? {} : { kernel: args.kernel }) };
+    process.exitCode = await runDaemon(cfg, makeLogger(level));
   },
 };

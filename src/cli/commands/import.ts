@@ -9,7 +9,9 @@ import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Argv, CommandModule } from 'yargs';
 import { fileSink } from '../../gen/writer.js';
-import { QemuTraceConverter, TopologyScan, importUnknown } from '../../import/qemu-trace.js';
+import { qemuHeader } from '../../import/qemu-header.js';
+import { QemuTraceConverter } from '../../import/qemu-trace.js';
+import { kernelArg } from '../kernel-arg.js';
 import { formatSizeHelp, sizeArg } from '../size-arg.js';
 import { existingFiles, nonEmpty, oneOf, outFile } from '../usage-error.js';
 
@@ -21,6 +23,7 @@ interface Args {
   /** Bytes (coerced by sizeArg), or "unlimited". */
   'memlock-limit'?: bigint | 'unlimited';
   'guest-memory'?: bigint;
+  kernel?: string;
 }
 
 const hex = (v: bigint) => '0x' + v.toString(16);
@@ -45,27 +48,30 @@ export const importCommand: CommandModule<object, Args> = {
         describe: `the RLIMIT_MEMLOCK the VM ran under: ${formatSizeHelp}, or unlimited (default: unlimited, and listed as unknown)`,
       })
       .option('guest-memory', { type: 'string', coerce: sizeArg('--guest-memory'), describe: `the VM's memory as libvirt counts it (header guest_memory): ${formatSizeHelp}` })
+      .option('kernel', { type: 'string', coerce: kernelArg, describe: "the host kernel's release (header kernel; it picks the zero-page rule replay applies to read-only ROM maps). Default: unset" })
       .example("$0 import qemu-trace qemu-vfio.log -o vm.jsonl", "a log from qemu -trace 'vfio_*' 2> qemu-vfio.log")
-      .example('$0 import qemu-trace vm.log --memlock-limit 64M --guest-memory 2G -o vm.jsonl', 'a VM that ran under ulimit -l 65536') as unknown as Argv<Args>,
+      .example('$0 import qemu-trace vm.log --memlock-limit 64M --guest-memory 2G -o vm.jsonl', 'a VM that ran under ulimit -l 65536')
+      .example('$0 import qemu-trace vm.log --kernel 6.1.0-57-amd64 -o vm.jsonl', 'a VM on Debian 12: its read-only ROM maps pin the zero page, uncharged') as unknown as Argv<Args>,
   handler: async (a) => {
-    // Pass 1: the groups and devices, for the header.
-    const scan = new TopologyScan();
+    // Pass 1: the groups, the inferences and the format version the events need, for the header.
+    const scan = new QemuTraceConverter();
     for await (const l of lines(a.log)) scan.line(l);
+    scan.end();
     const limit = a['memlock-limit'];
-    const guestMemory = a['guest-memory'];
     const sink = fileSink(a.out);
     await sink.line(
-      JSON.stringify({
-        type: 'header',
-        format: 'vfio-trace',
-        version: 1,
-        trace_id: a['trace-id'] ?? `qemu/${basename(a.log)}`,
-        segment: 0,
-        captured_by: 'pinledger import qemu-trace',
-        ...(guestMemory === undefined ? {} : { guest_memory: hex(guestMemory) }),
-        import: { from: 'qemu-trace', file: basename(a.log), unknown: importUnknown({ memlockLimit: limit !== undefined }) },
-        topology: scan.topology(),
-      }),
+      JSON.stringify(
+        qemuHeader({
+          traceId: a['trace-id'] ?? `qemu/${basename(a.log)}`,
+          file: basename(a.log),
+          version: scan.version,
+          topology: scan.topology(),
+          ...(a.kernel === undefined ? {} : { kernel: a.kernel }),
+          ...(a['guest-memory'] === undefined ? {} : { guestMemory: a['guest-memory'] }),
+          memlockKnown: limit !== undefined,
+          inferred: scan.inferred(),
+        }),
+      ),
     );
     // Pass 2: the events.
     const conv = new QemuTraceConverter();
@@ -80,8 +86,11 @@ export const importCommand: CommandModule<object, Args> = {
     await sink.close();
     const st = conv.stats;
     const unused = Object.entries(st.unused).sort((x, y) => y[1] - x[1]);
-    const refused = st.refused ? `, ${st.refused} refused map${st.refused === 1 ? '' : 's'}` : '';
-    process.stdout.write(`${a.out}: ${seq} events from ${st.lines} lines${refused}\n`);
+    const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+    const refused = st.refused ? `, ${plural(st.refused, 'refused map')}` : '';
+    const roms = st.romMaps ? `, ${plural(st.romMaps, 'ROM map')} READ-only` : '';
+    const bars = st.barMaps ? `, ${plural(st.barMaps, 'BAR map')} over pfnmap` : '';
+    process.stdout.write(`${a.out}: ${seq} events from ${st.lines} lines${refused}${roms}${bars}\n`);
     if (unused.length) process.stderr.write(`not used: ${unused.map(([n, c]) => `${n} ${c}`).join(', ')}\n`);
     if (st.unparsed) process.stderr.write(`not trace lines: ${st.unparsed}\n`);
   },

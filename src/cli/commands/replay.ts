@@ -7,6 +7,7 @@ import { answerOfAccounting, memlockSentence, sentencePrefix } from '../../repor
 import { hasErrors, replayFiles, type TraceReplay } from '../../replay/replay-files.js';
 import { formatKiB, formatPages, formatSize, plural, table, thousands } from '../format.js';
 import { guestMemoryOption } from '../size-arg.js';
+import { kernelOption } from '../kernel-arg.js';
 import { UsageError, backendArg, existingFiles } from '../usage-error.js';
 import { type BackendSpec, UnknownBackendError, decidingDesigns, driversFor, orderDesigns, parseBackendSpec } from '../../replay/designs.js';
 
@@ -25,6 +26,7 @@ interface Args {
   outcomes: boolean;
   backend: string;
   'guest-memory'?: bigint;
+  kernel?: string;
 }
 
 /** Whether a design's results decide the exit status and the headline, or are shown for comparison. */
@@ -111,7 +113,7 @@ function human(t: TraceReplay, guestMemory: bigint | null): string {
           formatPages(a.finalLockedVm, pageSize),
           `${formatKiB(m.required)} (${formatSize(m.required)})`,
           m.limit === null ? (a.capIpcLock ? 'none (CAP_IPC_LOCK)' : 'unlimited') : formatKiB(m.limit),
-          `direct ${thousands(b.direct)}, pins ${thousands(b.pins)}, shared ${thousands(b.shared)}`,
+          `direct ${thousands(b.direct)}, pins ${thousands(b.pins)}, shared ${thousands(b.shared)}${b.mlock === undefined ? '' : `, mlock ${thousands(b.mlock)}`}`,
         ];
       });
     if (rows.length) lines.push(table(rows, ['pid', 'peak locked_vm', 'final locked_vm', 'memlock needed', 'limit in force', 'needed pages by cause']));
@@ -153,12 +155,17 @@ export const replayCommand: CommandModule<object, Args> = {
         coerce: backendArg,
       })
       .option('guest-memory', guestMemoryOption)
+      .option('kernel', kernelOption)
       .example('$0 replay traces/samples/vm-boot.jsonl', 'replay a VM boot through upstream type1')
+      .example('$0 replay qemu-start.jsonl --kernel 6.1.0-57-amd64', "as Debian 12's kernel would charge it (the zero page not charged)")
       .example('$0 replay seg0.jsonl seg1.jsonl.gz --json', 'two segments of one trace, as JSON')
       .example('$0 replay traces/samples/mixed-direct-mdev.jsonl --backend all', 'compare the three designs') as unknown as Argv<Args>,
   handler: async (args) => {
     const spec = backendSpec(args.backend);
-    const traces = await replayFiles(args.files, (h) => driversFor(spec, h), { keepOutcomes: args.outcomes });
+    const traces = await replayFiles(args.files, (h) => driversFor(spec, h), {
+      keepOutcomes: args.outcomes,
+      ...(args.kernel === undefined ? {} : { kernel: args.kernel }),
+    });
     const guest = args['guest-memory'] ?? null;
     if (args.json) {
       const docs = traces.map((t) => traceJson(t, args.outcomes, guest));

@@ -10,11 +10,17 @@ import { FrameLedger } from './frame-ledger.js';
 /** Why pages are charged: IOMMU mappings, or external (vendor driver) pins. */
 export type ChargeCause = 'direct' | 'pins';
 
-/** The charge at the peak, by cause; `shared` pages are frames charged more than once (within direct + pins). */
+/**
+ * The charge at the peak, by cause; `shared` pages are frames charged more
+ * than once (within direct + pins). `mlock`: pages locked by mlock, mlockall
+ * or MAP_LOCKED (they count in locked_vm with the DMA charge), present only
+ * for a process that locked memory that way.
+ */
 export interface ChargeBreakdown {
   direct: number;
   pins: number;
   shared: number;
+  mlock?: number;
 }
 
 export class Process {
@@ -29,6 +35,18 @@ export class Process {
   peakLockedVm = 0;
   /** Pages left charged by mappings that are gone (reported as ACCT_LEAK). */
   orphaned = 0;
+  /**
+   * Pages of locked_vm that are VM_LOCKED memory (mlock, mlockall,
+   * MAP_LOCKED), not DMA charges: the described regions' locked pages plus
+   * `mlockUndescribed`.
+   */
+  mlocked = 0;
+  /** Pages mlockall(MCL_CURRENT) locked that no mmap describes (the program, its stack and libraries). */
+  mlockUndescribed = 0;
+  /** The process has locked memory through mlock at some point: its breakdown shows the `mlock` cause. */
+  mlockUsed = false;
+  /** mlockall(MCL_FUTURE): mm->def_flags has VM_LOCKED (and VM_LOCKONFAULT with MCL_ONFAULT). */
+  lockFuture: 'none' | 'locked' | 'onfault' = 'none';
   /** Pages charged now, by cause. */
   readonly byCause: Record<ChargeCause, number> = { direct: 0, pins: 0 };
   /** The charge by cause when locked_vm last reached its peak. */
@@ -45,7 +63,8 @@ export class Process {
    */
   vfioContainers = 0;
   alive = true;
-  readonly mm: AddressSpace;
+  /** The current mm; exec replaces it, fork gives the child a copy. */
+  mm: AddressSpace;
 
   constructor(
     readonly pid: number,
@@ -65,7 +84,20 @@ export class Process {
     if (this.lockedVm > this.peakLockedVm) {
       this.peakLockedVm = this.lockedVm;
       this.peakBreakdown = { direct: this.byCause.direct, pins: this.byCause.pins, shared: this.frames.duplicatePages };
+      if (this.mlockUsed) this.peakBreakdown.mlock = this.mlocked;
     }
+  }
+
+  /**
+   * mm->locked_vm += pages for VM_LOCKED memory (mlock_fixup, mmap_region
+   * with VM_LOCKED); a negative count unlocks. The limit was checked by the
+   * caller, as do_mlock checks it before mlock_fixup.
+   */
+  lockMemory(pages: number): void {
+    if (pages === 0) return;
+    this.mlockUsed = true;
+    this.mlocked = (this.mlocked || 0) + pages;
+    this.lockedVm += pages;
   }
 
   /**

@@ -15,6 +15,11 @@ import { defaultIommuUnit } from '../iommu/default-unit.js';
 import type { ChargeBreakdown } from '../memory/process.js';
 import { outDifferences } from './compare.js';
 import { cloneState } from '../state/snapshot.js';
+import { type OwedFinding, attachedFindings, kernelOfHeader } from './header-findings.js';
+import { mmap, munmap } from '../memory/mmap.js';
+import { mlock, mlockall, munlock, munlockall } from '../memory/mlock.js';
+import { type ExitedProcess, execProcess, exitProcess, forkProcess } from './lifecycle.js';
+import { zeroPageHint } from './zero-page-hint.js';
 
 export interface Outcome {
   seq: number;
@@ -33,6 +38,11 @@ export interface ReplayOptions {
   checkObserved?: boolean;
   /** Check the invariants after every event (default true; the what-if replay does not). */
   checkInvariants?: boolean;
+  /**
+   * The kernel release to emulate (`--kernel`), overriding the header's
+   * `kernel`: it picks the kernel profile (the zero-page rule).
+   */
+  kernel?: string;
 }
 
 /** The operations RLIMIT_MEMLOCK refused for one process, and the limit that refused the first. */
@@ -67,15 +77,6 @@ export interface ProcessAccounting {
   vfioContainers: number;
 }
 
-/** What stays known of a process after its exit. */
-interface ExitedProcess {
-  peak: number;
-  breakdown: ChargeBreakdown;
-  limit: MemlockLimit;
-  capIpcLock: boolean;
-  vfioContainers: number;
-}
-
 export class CollectingSink implements FindingSink {
   readonly findings: Finding[] = [];
   seq = 0;
@@ -98,6 +99,12 @@ export class Replayer {
   private core: VfioCore | undefined;
   private header: TraceHeader | undefined;
   private readonly unknownCmds = new Set<string>();
+  /** Findings owed at the next event (attached processes, the kernel named): reported with its seq. */
+  private pending: OwedFinding[] | undefined;
+  /** The trace has described memory (mmap events): the zero-page hint does not apply. */
+  private sawMmap = false;
+  /** Attached pids already warned about. */
+  private attachedWarned: Set<number> | undefined;
   readonly outcomes: Outcome[] = [];
   events = 0;
   lastSeq = -1;
@@ -191,6 +198,7 @@ export class Replayer {
       this.env = new ModelEnv(h.pageSize, h.moduleParams, new Topology(topo.iommus, topo.groups, defaultIommuUnit()), this.sink);
       this.core = new VfioCore(this.env, this.driver);
       this.header = h;
+      this.noteHeader(this.env, h, true);
       return undefined;
     }
     if (h.traceId !== this.header.traceId) return `segment of trace ${h.traceId} given to trace ${this.header.traceId}`;
@@ -204,7 +212,20 @@ export class Replayer {
     }
     this.env!.params = h.moduleParams;
     this.header = { ...h, topology: h.topology ?? this.header.topology };
+    this.noteHeader(this.env!, h, false);
     return undefined;
+  }
+
+  /** The kernel profile and the header's findings, owed to the segment's first event. */
+  private noteHeader(env: ModelEnv, h: TraceHeader, first: boolean): void {
+    const owed: OwedFinding[] = [];
+    if (first) {
+      const k = kernelOfHeader(this.options.kernel, h);
+      if (k.profile) env.kernel = k.profile;
+      if (k.finding) owed.push(k.finding);
+    }
+    if (h.attached) owed.push(...attachedFindings(h, (this.attachedWarned ??= new Set())));
+    if (owed.length > 0) (this.pending ??= []).push(...owed);
   }
 
   apply(e: TraceEvent): Outcome {
@@ -216,6 +237,10 @@ export class Replayer {
     this.lastSeq = e.seq;
     core.touched = [];
     env.limitRefused = undefined;
+    if (this.pending) {
+      for (const f of this.pending) this.sink.report(f.code, f.message, f.details);
+      this.pending = undefined;
+    }
     const outcome = this.dispatch(env, core, e);
     env.endEvent();
     if (this.options.checkObserved ?? true) this.checkObserved(env, core, e, outcome);
@@ -267,32 +292,30 @@ export class Replayer {
         } else if (e.op === 'setrlimit') {
           if (e.memlockLimit !== undefined) p.memlockLimit = e.memlockLimit;
           if (e.capIpcLock !== undefined) p.capIpcLock = e.capIpcLock;
+        } else if (e.op === 'fork') {
+          return { seq, ret: forkProcess(env, core, e, e.parent!) };
+        } else if (e.op === 'exec') {
+          return { seq, ret: execProcess(env, core, e) };
         } else {
-          core.exitProcess(e.pid);
-          for (const c of core.containers) core.touched.push({ container: c });
-          if (p.lockedVm > p.orphaned) {
-            env.report('ACCT_LEAK', `Process ${e.pid} exited with ${p.lockedVm} pages still charged after all its VFIO files were closed`, {
-              pid: e.pid,
-              pages: p.lockedVm,
-            });
-          }
-          const prev = this.exited.get(e.pid);
-          this.exited.set(e.pid, {
-            ...(!prev || p.peakLockedVm >= prev.peak ? { peak: p.peakLockedVm, breakdown: p.peakBreakdown } : { peak: prev.peak, breakdown: prev.breakdown }),
-            limit: p.memlockLimit,
-            capIpcLock: p.capIpcLock,
-            vfioContainers: Math.max(p.vfioContainers || 0, prev?.vfioContainers || 0),
-          });
-          env.processes.delete(e.pid);
+          exitProcess(env, core, p, this.exited);
         }
         return { seq, ret: 0 };
       }
       case 'mmap':
-        env.process(e.pid).mm.map(e.vaddr, e.size, e.backing, e.pfn);
-        return { seq, ret: 0 };
+        this.sawMmap = true;
+        return { seq, ret: mmap(env, env.process(e.pid), e, core.fileKind(e.pid, e.fd ?? -1) === 'device') };
       case 'munmap':
-        env.process(e.pid).mm.unmap(e.vaddr, e.size);
-        return { seq, ret: 0 };
+        return { seq, ret: munmap(env.process(e.pid), e) };
+      case 'mlock':
+        return { seq, ret: mlock(env, env.process(e.pid), e.vaddr, e.size, e.onFault) };
+      case 'munlock':
+        return { seq, ret: munlock(env, env.process(e.pid), e.vaddr, e.size) };
+      case 'mlockall':
+        return { seq, ret: mlockall(env, env.process(e.pid), e) };
+      case 'munlockall':
+        return { seq, ret: munlockall(env.process(e.pid)) };
+      case 'dup':
+        return { seq, ret: core.dup(e.pid, e.fd, e.newfd, e.call) };
       case 'open':
         return { seq, ret: core.open(e.pid, e.fd, e.path) };
       case 'close':
@@ -307,7 +330,7 @@ export class Replayer {
           }
           return { seq, ret: e.observed.ret ?? 0 };
         }
-        const r = core.ioctl(e.pid, e.fd, seq, e.call);
+        const r = core.ioctl(e.pid, e.fd, seq, e.call, e.observed.ret);
         return r.out && r.ret >= 0 ? { seq, ret: r.ret, out: r.out } : { seq, ret: r.ret };
       }
       case 'device':
@@ -352,10 +375,12 @@ export class Replayer {
       const pid = this.eventPid(core, e);
       const model = pid === undefined ? undefined : env.processes.get(pid)?.lockedVm ?? 0;
       if (model !== undefined && model !== obs.lockedVm) {
-        env.report('ACCT_MISMATCH', `The trace observed locked_vm ${obs.lockedVm} pages for pid ${pid} where the model has ${model}`, {
+        const hint = this.sawMmap ? undefined : zeroPageHint(core, pid!, model - obs.lockedVm, env.pageShift);
+        env.report('ACCT_MISMATCH', `The trace observed locked_vm ${obs.lockedVm} pages for pid ${pid} where the model has ${model}${hint?.text ?? ''}`, {
           pid,
           observed: obs.lockedVm,
           model,
+          ...(hint ? { likely_cause: 'zero-page', read_only_mappings: hint.mappings } : {}),
         });
       }
     }
@@ -378,7 +403,7 @@ export class Replayer {
     if (core.touched.length === 0) return;
     const backends = core.backends();
     for (const p of env.processes.values()) {
-      let charged = p.orphaned;
+      let charged = p.orphaned + (p.mlocked || 0);
       for (const b of backends) charged += b.chargedTo(p.pid);
       if (charged !== p.lockedVm) {
         env.report('ACCT_INCONSISTENT', `Process ${p.pid} has locked_vm ${p.lockedVm} pages but its containers account for ${charged}`, {

@@ -23,6 +23,9 @@ import { Domain } from '../type1/domain.js';
 import { TYPE1_CHARGING, VfioIommu } from '../type1/vfio-iommu.js';
 import { Container, GroupState, VfioCore } from '../vfio/core.js';
 import { GraphRegistry } from './graph-codec.js';
+import { UNSPECIFIED_KERNEL } from '../kernel/choose.js';
+import { LINUX_6_1 } from '../kernel/linux-6.1.js';
+import { LINUX_6_12 } from '../kernel/linux-6.12.js';
 
 let registry: GraphRegistry | undefined;
 
@@ -56,5 +59,8 @@ function buildRegistry(): GraphRegistry {
   .external('driver:rfc-v5', rfcV5Driver)
   .external('driver:iommufd-compat', iommufdCompatDriver)
   .external('policy:type1', TYPE1_CHARGING)
-  .external('policy:iommufd', IOMMUFD_CHARGING);
+  .external('policy:iommufd', IOMMUFD_CHARGING)
+  .external('kernel:linux-6.1', LINUX_6_1)
+  .external('kernel:linux-6.12', LINUX_6_12)
+  .external('kernel:unspecified', UNSPECIFIED_KERNEL);
 }

@@ -10,6 +10,7 @@ import type { FrameSpan } from '../memory/frame-ledger.js';
 import type { ChargePolicy } from './vfio-iommu.js';
 import { type DmaRun, type VfioDma, runSpans, runSpansExceptVpfns } from './vfio-dma.js';
 import { Errno } from '../errno.js';
+import { IOMMU_WRITE } from '../iommu/topology.js';
 
 export type PinResult = { ok: true; runs: DmaRun[]; spans: FrameSpan[]; charge: number } | { ok: false; ret: number };
 
@@ -30,9 +31,10 @@ export function pinRemote(
 ): PinResult {
   const owner = env.process(dma.pid);
   const va = dma.vaddr + (BigInt(offset) << env.pageShift);
-  const t = owner.mm.translate(va as typeof dma.vaddr, npages);
+  // vaddr_get_pfns: FOLL_WRITE when the mapping is writable.
+  const t = owner.mm.translate(va as typeof dma.vaddr, npages, env.pinAccess((dma.prot & IOMMU_WRITE) !== 0));
   if (!t.ok) return { ok: false, ret: -Errno.EFAULT };
-  if (!policy.pinsPfnmap && t.runs.some((r) => r.reserved)) return { ok: false, ret: -Errno.EFAULT };
+  if (!policy.pinsPfnmap && t.runs.some((r) => r.pfnmap)) return { ok: false, ret: -Errno.EFAULT };
   const runs: DmaRun[] = [];
   let off = offset;
   for (const r of t.runs) {

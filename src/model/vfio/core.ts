@@ -1,9 +1,14 @@
 /**
- * The VFIO core above the backends: container and group files, their ioctls
- * and their release (drivers/vfio/container.c and group.c, Linux 6.1), the
- * device files that keep a group busy, and the entry of vendor-driver pins
- * (vfio_pin_pages in vfio_main.c). Errors are the kernel's errnos, checked
- * before anything changes.
+ * The VFIO core above the backends: container, group and device files,
+ * their ioctls and their release (drivers/vfio/container.c and group.c,
+ * Linux 6.1), the device files that keep a group busy, and the entry of
+ * vendor-driver pins (vfio_pin_pages in vfio_main.c). Errors are the
+ * kernel's errnos, checked before anything changes.
+ *
+ * File descriptors are the kernel's: each fd of a process refers to an open
+ * file, dup and fork make more fds refer to the same file, and a file is
+ * released (its release fop: a container's, a group's, a device's) when its
+ * last reference goes (fput), not at each close.
  */
 import { Errno } from '../errno.js';
 import type { GroupSpec, IoctlCall, PageList } from '../events.js';
@@ -11,6 +16,7 @@ import type { ModelEnv } from '../env.js';
 import { expandPages } from '../common/page-list.js';
 import { hex } from '../units.js';
 import type { IoctlResult, IommuBackend, IommuDriver } from './driver.js';
+import { type FdTables, type OpenFile, addRef, copyTable, dropRef, groupHeldElsewhere, holderOf, holds } from './fd-table.js';
 
 export class Container {
   readonly groups: GroupState[] = [];
@@ -34,10 +40,10 @@ export class GroupState {
   openDevices = new Set<string>();
   /** The group fd was closed while devices were open: release on the last device close. */
   closePending = false;
+  /** Open device files per device (VFIO_GROUP_GET_DEVICE_FD): the device is released with the last one. */
+  deviceFiles = new Map<string, number>();
   constructor(readonly spec: GroupSpec) {}
 }
-
-type OpenFile = { kind: 'container'; container: Container } | { kind: 'group'; group: GroupState };
 
 /** The range an event touched, so invariants check only that part. */
 export interface Touched {
@@ -51,7 +57,7 @@ const VFIO_API_VERSION = 0;
 export class VfioCore {
   readonly containers = new Set<Container>();
   readonly groups = new Map<number, GroupState>();
-  private readonly fds = new Map<number, Map<number, OpenFile>>();
+  private readonly fds: FdTables = new Map();
   private nextContainerId = 0;
 
   get containersCreated(): number {
@@ -61,6 +67,8 @@ export class VfioCore {
   touched: Touched[] = [];
   /** What each vendor driver has pinned and not yet unpinned: device -> iova -> count. */
   private readonly devicePins = new Map<string, Map<bigint, number>>();
+  /** Devices opened by name in a group whose topology lists no devices (a minimal trace): device -> group. */
+  private namedDevices = new Map<string, number>();
 
   constructor(
     readonly env: ModelEnv,
@@ -89,10 +97,22 @@ export class VfioCore {
     this.touched.push(range ? { container, range } : { container });
   }
 
-  /** open(2) of /dev/vfio/vfio, /dev/vfio/<group> or a device cdev: the fd or an errno. */
-  open(pid: number, fd: number, path: string): number {
+  /** Installs a new open file at `fd`; an fd the model still has open is reported and closed first. */
+  private install(pid: number, fd: number, file: OpenFile, what: string): void {
     const table = this.fdTable(pid);
     if (table.has(fd)) {
+      this.env.report('TRACE_INCONSISTENT', `${what} as fd ${fd} of pid ${pid}, which is already open: the earlier file is closed first`, {
+        pid,
+        fd,
+      });
+      this.close(pid, fd);
+    }
+    table.set(fd, file);
+  }
+
+  /** open(2) of /dev/vfio/vfio, /dev/vfio/<group> or a device cdev: the fd or an errno. */
+  open(pid: number, fd: number, path: string): number {
+    if (this.fdTable(pid).has(fd)) {
       this.env.report('TRACE_INCONSISTENT', `Open of ${path} as fd ${fd} of pid ${pid}, which is already open: the earlier file is closed first`, {
         pid,
         fd,
@@ -102,7 +122,7 @@ export class VfioCore {
     if (path === '/dev/vfio/vfio') {
       const c = new Container(this.nextContainerId++, pid);
       this.containers.add(c);
-      table.set(fd, { kind: 'container', container: c });
+      this.fdTable(pid).set(fd, { kind: 'container', container: c, refs: 1 });
       return fd;
     }
     const m = /^\/dev\/vfio\/(\d+)$/.exec(path);
@@ -113,29 +133,88 @@ export class VfioCore {
     g.fileOpen = true;
     g.ownerPid = pid;
     g.closePending = false;
-    table.set(fd, { kind: 'group', group: g });
+    this.fdTable(pid).set(fd, { kind: 'group', group: g, refs: 1 });
     return fd;
   }
 
+  /** close(2): the fd goes; its file is released when no fd refers to it any more. */
   close(pid: number, fd: number): number {
     const table = this.fdTable(pid);
     const f = table.get(fd);
     if (!f) return -Errno.EBADF;
     table.delete(fd);
+    if (dropRef(f)) this.release(f);
+    else if (f.kind === 'group' && f.group.ownerPid === pid && !holds(this.fds, pid, f)) f.group.ownerPid = holderOf(this.fds, f);
+    return 0;
+  }
+
+  /** The file's release fop, at its last reference (__fput). */
+  private release(f: OpenFile): void {
     if (f.kind === 'container') {
       // vfio_fops_release: the container lives on while groups hold it.
       f.container.fdOpen = false;
       this.maybeFreeContainer(f.container);
-      return 0;
+      return;
+    }
+    if (f.kind === 'device') {
+      this.releaseDeviceFile(f.dev, f.group);
+      return;
     }
     const g = f.group;
     if (g.openDevices.size > 0) {
       // Device files hold a reference to the group file.
       g.closePending = true;
-      return 0;
+      return;
     }
     this.releaseGroupFile(g);
-    return 0;
+  }
+
+  /** What kind of VFIO file an fd of a process is, if any. */
+  fileKind(pid: number, fd: number): OpenFile['kind'] | undefined {
+    return this.fds.get(pid)?.get(fd)?.kind;
+  }
+
+  /**
+   * dup, dup2, dup3, fcntl(F_DUPFD): `newfd` refers to the same file as
+   * `fd`. dup2/dup3 onto an open fd close it first (do_dup2 -> filp_close);
+   * dup2 of an fd onto itself does nothing, dup3 refuses it (-EINVAL).
+   * dup and F_DUPFD pick a free fd: one the model has open is reported.
+   */
+  dup(pid: number, fd: number, newfd: number, call: 'dup' | 'dup2' | 'dup3' | 'fcntl'): number {
+    const table = this.fdTable(pid);
+    const f = table.get(fd);
+    if (!f) return -Errno.EBADF;
+    if (fd === newfd) {
+      if (call === 'dup3') return -Errno.EINVAL;
+      if (call !== 'dup2') this.env.report('TRACE_INCONSISTENT', `${call} of fd ${fd} of pid ${pid} returned the same fd`, { pid, fd });
+      return newfd;
+    }
+    if (table.has(newfd)) {
+      if (call === 'dup' || call === 'fcntl') {
+        this.env.report('TRACE_INCONSISTENT', `${call} of fd ${fd} of pid ${pid} returned fd ${newfd}, which the model has open: the earlier file is closed first`, {
+          pid,
+          fd: newfd,
+        });
+      }
+      this.close(pid, newfd);
+    }
+    table.set(newfd, f);
+    addRef(f);
+    return newfd;
+  }
+
+  /**
+   * fork: the child gets a copy of the parent's fd table (the same open
+   * files, each one more reference). A child that still has fds (a pid the
+   * trace reuses without its exit) is closed down first, and reported.
+   */
+  fork(parent: number, child: number): void {
+    const old = this.fds.get(child);
+    if (old && old.size > 0) {
+      this.env.report('TRACE_INCONSISTENT', `Fork of pid ${child}, which still has VFIO fds open: they are closed first`, { pid: child });
+      this.exitProcess(child);
+    }
+    this.fds.set(child, copyTable(this.fdTable(parent)));
   }
 
   /** vfio_group_fops_release. */
@@ -150,21 +229,34 @@ export class VfioCore {
     if (!c.fdOpen && c.groups.length === 0) this.containers.delete(c);
   }
 
-  /** Closes every fd of an exiting process, lowest fd first (close_files). */
+  /**
+   * Closes every fd of an exiting process, lowest fd first (close_files).
+   * Devices opened by `device` events (no fd) of a group whose file only
+   * this process holds are released first, as before device files.
+   */
   exitProcess(pid: number): void {
-    for (const g of this.groups.values()) {
-      if (g.ownerPid === pid) for (const dev of [...g.openDevices]) this.device(dev, 'close');
-    }
     const table = this.fdTable(pid);
+    for (const g of this.groups.values()) {
+      if (g.ownerPid !== pid || groupHeldElsewhere(this.fds, pid, g)) continue;
+      for (const dev of [...g.openDevices]) if (!this.deviceFilesOf(g).get(dev)) this.device(dev, 'close');
+    }
     for (const fd of [...table.keys()].sort((a, b) => a - b)) this.close(pid, fd);
     this.fds.delete(pid);
   }
 
-  ioctl(pid: number, fd: number, seq: number, call: IoctlCall): IoctlResult {
+  private deviceFilesOf(g: GroupState): Map<string, number> {
+    // A state saved before device files existed restores without the map.
+    return (g.deviceFiles ??= new Map());
+  }
+
+  /** `observedRet`: the trace's result, which names the fd VFIO_GROUP_GET_DEVICE_FD installed. */
+  ioctl(pid: number, fd: number, seq: number, call: IoctlCall, observedRet?: number): IoctlResult {
     const f = this.fdTable(pid).get(fd);
     if (!f) return { ret: -Errno.EBADF };
     if (f.kind === 'container') return this.containerIoctl(f.container, pid, seq, call);
-    return this.groupIoctl(f.group, pid, call);
+    // vfio_device_fops_unl_ioctl: the device's own ioctls (VFIO_DEVICE_*) are not modelled.
+    if (f.kind === 'device') return { ret: -Errno.ENOTTY };
+    return this.groupIoctl(f.group, pid, call, observedRet);
   }
 
   /** vfio_fops_unl_ioctl. */
@@ -209,8 +301,10 @@ export class VfioCore {
   }
 
   /** vfio_group_fops_unl_ioctl. */
-  private groupIoctl(g: GroupState, pid: number, call: IoctlCall): IoctlResult {
+  private groupIoctl(g: GroupState, pid: number, call: IoctlCall, observedRet?: number): IoctlResult {
     switch (call.cmd) {
+      case 'VFIO_GROUP_GET_DEVICE_FD':
+        return { ret: this.getDeviceFd(g, pid, call.device, observedRet) };
       case 'VFIO_GROUP_GET_STATUS': {
         const flags = ['VIABLE'];
         if (g.container) flags.push('CONTAINER_SET');
@@ -267,13 +361,54 @@ export class VfioCore {
   }
 
   private groupOfDevice(dev: string): GroupState | undefined {
-    const id = this.env.topology.groupOfDevice(dev);
+    // A state saved before named devices existed restores without the map.
+    const id = this.env.topology.groupOfDevice(dev) ?? (this.namedDevices ??= new Map()).get(dev);
     return id === undefined ? undefined : this.group(id);
   }
 
   /**
-   * A device of a group is opened (VFIO_GROUP_GET_DEVICE_FD) or released.
-   * Opening needs the group in a container with a backend (-EINVAL).
+   * vfio_group_get_device_fd: the device by name in this group
+   * (vfio_device_get_from_name, -ENODEV), the group in a container with a
+   * backend (vfio_device_assign_container, -EINVAL), then a new device
+   * file (get_unused_fd_flags: the trace's ret names the fd; without one,
+   * the lowest fd the model has free). Opening it is what lets a mediated
+   * device's vendor driver pin. A second file of an open device opens it
+   * again (open_count).
+   */
+  private getDeviceFd(g: GroupState, pid: number, dev: string, observedRet: number | undefined): number {
+    const listed = this.env.topology.groupOfDevice(dev);
+    if (listed !== undefined ? listed !== g.spec.id : g.spec.devices.length > 0) return -Errno.ENODEV;
+    if (!g.container?.backend) return -Errno.EINVAL;
+    const table = this.fdTable(pid);
+    let fd = observedRet !== undefined && observedRet >= 0 ? observedRet : 0;
+    if (observedRet === undefined || observedRet < 0) while (table.has(fd)) fd++;
+    if (listed === undefined) (this.namedDevices ??= new Map()).set(dev, g.spec.id);
+    this.install(pid, fd, { kind: 'device', dev, group: g, refs: 1 }, `VFIO_GROUP_GET_DEVICE_FD of ${dev}`);
+    const files = this.deviceFilesOf(g);
+    files.set(dev, (files.get(dev) ?? 0) + 1);
+    g.openDevices.add(dev);
+    return fd;
+  }
+
+  /** vfio_device_fops_release: the last file of a device closes the device (as `device` op close). */
+  private releaseDeviceFile(dev: string, g: GroupState): void {
+    const files = this.deviceFilesOf(g);
+    const n = (files.get(dev) ?? 1) - 1;
+    if (n > 0) {
+      files.set(dev, n);
+      return;
+    }
+    files.delete(dev);
+    this.closeDevice(dev, g);
+  }
+
+  /**
+   * A `device` event: a device of a group is opened or released as its
+   * vendor driver sees it (version 1's way to open a device without a
+   * file). Opening needs the group in a container with a backend (-EINVAL).
+   * A device that device files hold (VFIO_GROUP_GET_DEVICE_FD) is that same
+   * open seen from the driver: the event changes nothing, and its release
+   * comes with the last close of its files.
    */
   device(dev: string, op: 'open' | 'close'): number {
     const g = this.groupOfDevice(dev);
@@ -281,16 +416,23 @@ export class VfioCore {
       this.env.report('TRACE_INCONSISTENT', `Device ${dev} is in no group of the header's topology`, { dev });
       return -Errno.ENODEV;
     }
+    if (this.deviceFilesOf(g).has(dev)) return 0;
     if (op === 'open') {
       if (!g.fileOpen || !g.container?.backend) return -Errno.EINVAL;
       if (g.openDevices.has(dev)) return -Errno.EBUSY;
       g.openDevices.add(dev);
       return 0;
     }
-    if (!g.openDevices.delete(dev)) return -Errno.EINVAL;
+    if (!g.openDevices.has(dev)) return -Errno.EINVAL;
+    this.closeDevice(dev, g);
+    return 0;
+  }
+
+  /** The device is closed: its driver's outstanding pins are reported, and a group file waiting for it is released. */
+  private closeDevice(dev: string, g: GroupState): void {
+    g.openDevices.delete(dev);
     this.reportOutstandingPins(dev);
     if (g.openDevices.size === 0 && g.closePending) this.releaseGroupFile(g);
-    return 0;
   }
 
   /** The container a device pins through, with the checks of vfio_pin_pages. */

@@ -17,10 +17,11 @@ import { type Pfn, type Vaddr, hex } from '../../units.js';
 function pinPageExternal(iommu: VfioIommu, dma: VfioDma, at: bigint, doAccounting: boolean): number {
   const env = iommu.env;
   const va = (dma.vaddr + (at - dma.iova)) as Vaddr;
-  const t = env.process(dma.pid).mm.translate(va, 1);
+  // vaddr_get_pfns(mm, vaddr, 1, dma->prot, ...): the mapping's prot, not the pin's.
+  const t = env.process(dma.pid).mm.translate(va, 1, env.pinAccess((dma.prot & IOMMU_WRITE) !== 0));
   if (!t.ok) return -Errno.EFAULT;
   const run = t.runs[0]!;
-  if (run.reserved && !iommu.policy.pinsPfnmap) return -Errno.EFAULT;
+  if (run.pfnmap && !iommu.policy.pinsPfnmap) return -Errno.EFAULT;
   if (doAccounting && !run.reserved && iommu.policy.accounts(dma)) {
     const owner = env.process(dma.pid);
     const limit = env.limitPages(owner);
