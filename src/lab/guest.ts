@@ -70,7 +70,8 @@ export interface Kernel {
 
 /** The kernel image package a name resolves to (a metapackage names its image). */
 function imagePackage(name: string): string {
-  if (/^linux-image-\d/.test(name)) return name;
+  // An image names its full release (linux-image-6.1.0-57-amd64); linux-image-6.12-amd64 is a metapackage.
+  if (/^linux-image-\d+\.\d+\.\d+/.test(name)) return name;
   const deps = run('apt-cache', ['depends', '--no-recommends', '--no-suggests', name]);
   const m = /Depends: (linux-image-\d[^\s]*)/.exec(deps);
   if (!m) throw new LabError(`${name}: no kernel image package among its dependencies`);

@@ -96,6 +96,15 @@ describe('fork: the child shares the parent open files, and its maps are charged
     expect(r.accounting().get(child)!.peakLockedVm).toBe(256);
   });
 
+  it('refuses a vendor driver pin into a mapping whose task exited with ENODEV (get_task_mm finds no mm)', () => {
+    const r = run2(
+      [...setup({ groups: [40] }), getDeviceFd(21, 'mdev-a', 22), fork(child), mapFd(20, 0n, SZ, VA, child), exit(child), pin('mdev-a', 0n, 1), mapFd(20, SZ, SZ, VA + SZ), pin('mdev-a', SZ, 1)],
+      T,
+    );
+    expect([retOf(r, 10), retOf(r, 12)]).toEqual([-Errno.ENODEV, 1]);
+    expect(lockedVm(r)).toBe(1);
+  });
+
   it('copies RLIMIT_MEMLOCK and CAP_IPC_LOCK: the child is refused past the parent limit (256 pages)', () => {
     const r = run2([...setup({ limit: SZ }), fork(child), mapFd(20, 0n, SZ, VA, child), mapFd(20, SZ, 4096n, VA + SZ, child)], T);
     expect([retOf(r, 7), retOf(r, 8)]).toEqual([0, -Errno.ENOMEM]);
