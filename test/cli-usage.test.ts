@@ -121,7 +121,13 @@ describe('bad usage: exit 2, one line, nothing done', () => {
     expectRefused(cwd, ['accounting', '--db', db], 'pinledger: Missing required argument: trace (see pinledger accounting --help)');
     expectRefused(cwd, ['report', '--db', db, '--trace'], 'pinledger: --trace needs a value (see pinledger report --help)');
     expectRefused(cwd, ['replay'], 'pinledger: Missing arguments: pinledger replay <files..> (see pinledger replay --help)');
-    expectRefused(cwd, ['lab'], 'pinledger: Name a lab command: run (see pinledger lab --help)');
+    expectRefused(cwd, ['lab'], 'pinledger: Name a lab command: run, qemu (see pinledger lab --help)');
+    expectRefused(cwd, ['lab', 'qemu'], 'pinledger: Missing required argument: out (see pinledger lab qemu --help)');
+    expectRefused(cwd, ['lab', 'qemu', '-o', 'q', '--memory', '3G'], 'pinledger: --memory: a whole number of MiB from 16M to 2G (the lab guest holds it) (see pinledger lab qemu --help)');
+    expectRefused(cwd, ['lab', 'qemu', '-o', 'q', '--memlock-limit', 'lots'], 'pinledger: --memlock-limit "lots": expected bytes or a size such as 64M, 2GiB, 65536K (see pinledger lab qemu --help)');
+    writeFileSync(join(cwd, 'a-file'), 'x');
+    expectRefused(cwd, ['lab', 'qemu', '-o', 'a-file'], 'pinledger: -o/--out a-file: a file is there; name a directory (see pinledger lab qemu --help)');
+    expectRefused(cwd, ['lab', 'run', sample('vm-boot.jsonl'), '-o', 'same', '--capture', 'same'], 'pinledger: --capture and -o/--out must be different paths');
     expectRefused(cwd, ['lab', 'run'], 'pinledger: Missing arguments: pinledger lab run <traces..> (see pinledger lab run --help)');
   });
 
@@ -339,7 +345,7 @@ describe('the shipped systemd unit', () => {
 });
 
 describe('help', () => {
-  const commands = ['replay', 'ingest', 'daemon', 'traces', 'findings', 'accounting', 'state', 'diff', 'sql', 'report', 'gen', 'import', 'lab', 'lab run'];
+  const commands = ['replay', 'ingest', 'daemon', 'traces', 'findings', 'accounting', 'state', 'diff', 'sql', 'report', 'gen', 'import', 'lab', 'lab run', 'lab qemu'];
 
   it('every command has an example', SLOW, () => {
     const cwd = fresh('help');

@@ -20,7 +20,7 @@ import { QueryError } from '../store/queries.js';
 import { reportCommand } from './commands/report.js';
 import { genCommand } from './commands/gen.js';
 import { importCommand } from './commands/import.js';
-import { labCommand, labRunCommand } from './commands/lab.js';
+import { LAB_COMMANDS, labCommand } from './commands/lab.js';
 import { ConfigError, camel, loadConfig, optionsOfCommands } from './config.js';
 import { UsageError } from './usage-error.js';
 
@@ -119,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
   // The command named (for the hint of a usage error), and its usage line.
   const words = argv.filter((t) => !t.startsWith('-'));
   const module = COMMANDS.find((c) => String(c.command).split(' ')[0] === words[0]);
-  const sub = module === labCommand && words[1] === 'run' ? labRunCommand : undefined;
+  const sub = module === labCommand ? LAB_COMMANDS.find((c) => String(c.command).split(' ')[0] === words[1]) : undefined;
   const commandName = module ? [words[0], ...(sub ? [words[1]] : [])].join(' ') : undefined;
   const usage = module ? (sub ? `lab ${String(sub.command)}` : String(module.command)) : undefined;
   let configError: ConfigError | undefined;

@@ -52,9 +52,12 @@ export interface LabRunOptions {
 export interface QemuOutcome {
   log: string;
   captured: string;
+  /** /proc/PID/status while QEMU was paused; empty when it exited before it was ready (a failed start). */
   status: string;
-  /** VmLck of the QEMU process just before it quit, KiB. */
-  vmLckKiB: number;
+  /** VmLck of the QEMU process while it was paused, KiB; absent when it never got there. */
+  vmLckKiB?: number;
+  /** QEMU's exit status (0 after `quit`; 1 when it failed to start, e.g. a refused VFIO_MAP_DMA). */
+  exitStatus: number;
   /** The monitor's output (`info status`). */
   monitor: string;
   args: string[];
@@ -147,14 +150,17 @@ function capturedWorkloads(files: Map<string, string>): ReturnType<typeof splitC
 function qemuOutcome(files: Map<string, string>, split: ReturnType<typeof splitCapture>, spec: QemuSpec): QemuOutcome {
   const status = files.get('status.txt') ?? '';
   const m = /^VmLck:\s+(\d+) kB$/m.exec(status);
-  if (!m) throw new LabError(`the lab's QEMU left no VmLck (did it start?): ${status.trim()}\n${(files.get('qemu.log') ?? '').slice(-2000)}`);
+  if (status !== '' && !m) throw new LabError(`the lab's QEMU status has no VmLck line: ${status.slice(0, 500)}`);
+  const exit = Number((files.get('qemu-exit.txt') ?? '').trim());
+  if (!Number.isInteger(exit) || (files.get('qemu-exit.txt') ?? '').trim() === '') throw new LabError(`the guest did not say how QEMU exited:\n${(files.get('qemu.log') ?? '').slice(-2000)}`);
   const runs = split.filter((p) => p.comm === CAPTURED_COMMS[1]);
   if (runs.length !== 1) throw new LabError(`the capture has ${runs.length} QEMU processes, not 1: ${files.get('capture-all.err') ?? ''}`);
   return {
     log: files.get('qemu.log') ?? '',
     captured: runs[0]!.lines.join('\n') + '\n',
     status,
-    vmLckKiB: Number(m[1]),
+    ...(m ? { vmLckKiB: Number(m[1]) } : {}),
+    exitStatus: exit,
     monitor: files.get('qemu-monitor.txt') ?? '',
     args: qemuArgs(spec),
   };

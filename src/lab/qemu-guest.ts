@@ -42,10 +42,11 @@ until grep -q 'VM status' /tmp/qmon; do
   n=$((n+1)); [ $n -gt 1200 ] && break
   sleep 0.5
 done
-cp /proc/$qpid/status /tmp/status.txt 2>/dev/null || echo "QEMU exited before it was ready" > /tmp/status.txt
+grep -q 'VM status' /tmp/qmon && cp /proc/$qpid/status /tmp/status.txt 2>/dev/null || : > /tmp/status.txt
 echo quit >&3
-wait $qpid; echo "QEMU-EXIT $?"
+wait $qpid; echo $? > /tmp/qemu.exit
 exec 3>&-
+sendfile qemu-exit.txt /tmp/qemu.exit
 sendfile qemu.log /tmp/qemu.log
 sendfile status.txt /tmp/status.txt
 sendfile qemu-monitor.txt /tmp/qmon`;

@@ -10,7 +10,13 @@ import { type ChargeCause, Process } from './memory/process.js';
 import { Errno } from './errno.js';
 import type { KernelProfile, UntouchedReadPin } from './kernel/profile.js';
 import { UNSPECIFIED_KERNEL } from './kernel/choose.js';
-import type { PinAccess } from './memory/address-space.js';
+import type { AddressSpace, PinAccess } from './memory/address-space.js';
+
+/** Whose locked_vm a charge goes to: a task, and the mm it had when it mapped (vfio_dma->task, ->mm). */
+export interface ChargeOwner {
+  readonly pid: number;
+  readonly mm: AddressSpace | undefined;
+}
 
 /**
  * Whether RLIMIT_MEMLOCK refuses charges: `enforced` as the trace says, or
@@ -132,29 +138,42 @@ export class ModelEnv {
   }
 
   /**
-   * Charges (sign 1) or uncharges (sign -1) a process for the frames of
-   * `spans` (vfio_lock_acct; the limit was checked by the caller, as the
+   * The process whose locked_vm a charge to `owner` reaches: the task's, if
+   * `owner.mm` is still its mm (vfio_lock_acct charges dma->mm, commit
+   * 046eca5018f8, in 6.1.y stable too); none once that mm has gone: the
+   * task exec'd (a new mm) or exited (mmget_not_zero fails). An owner
+   * without an mm (saved before mms were kept) is the task's current mm.
+   */
+  mmOwner(owner: ChargeOwner): Process | undefined {
+    const p = this.processes.get(owner.pid);
+    if (!p || (owner.mm !== undefined && owner.mm !== p.mm)) return undefined;
+    return p;
+  }
+
+  /**
+   * Charges (sign 1) or uncharges (sign -1) the mm of `owner` for the frames
+   * of `spans` (vfio_lock_acct; the limit was checked by the caller, as the
    * kernel checks it before accounting). `causes` splits the pages between
    * IOMMU mappings and external pins. Frames charged a second time are
    * reported as ACCT_SHARED_FRAMES; an uncharge below zero is clamped, as
-   * the kernel does, and reported as ACCT_UNDERFLOW.
+   * the kernel does, and reported as ACCT_UNDERFLOW. An mm that has gone
+   * takes nothing (mmOwner). Returns whether a live mm was charged, so the
+   * caller's ledger of what it charged to the pid follows.
    */
-  applyCharge(pid: number, spans: readonly FrameSpan[], sign: 1 | -1, causes: Partial<Record<ChargeCause, number>>): void {
+  applyCharge(owner: ChargeOwner, spans: readonly FrameSpan[], sign: 1 | -1, causes: Partial<Record<ChargeCause, number>>): boolean {
     let pages = 0;
     for (const s of spans) pages += s.pages;
-    if (pages === 0) return;
-    // vfio_lock_acct: the task that mapped has exited (a forked child whose
-    // mappings outlive it in a container others hold): get_task_mm finds no
-    // mm (-ESRCH) and nothing is uncharged; its charge went with its mm.
-    if (sign < 0 && !this.processes.has(pid)) return;
-    const p = this.process(pid);
+    if (pages === 0) return true;
+    const p = this.mmOwner(owner);
+    if (!p) return false;
+    const pid = owner.pid;
     if (sign > 0) {
       for (const s of spans) p.frames.add(s);
       p.charge(pages, true, this.pageShift);
       p.byCause.direct += causes.direct ?? 0;
       p.byCause.pins += causes.pins ?? 0;
       this.chargedThisEvent.add(p);
-      return;
+      return true;
     }
     for (const s of spans) p.frames.remove(s);
     p.byCause.direct -= causes.direct ?? 0;
@@ -168,5 +187,6 @@ export class ModelEnv {
         locked_vm: before,
       });
     }
+    return true;
   }
 }

@@ -109,3 +109,38 @@ describe('vfio-capture.sh refuses bad usage before it starts bpftrace', () => {
     expect(r.stdout).toBe('');
   });
 });
+
+describe('vfio-capture.sh --pid attaches to a running process', () => {
+  it('says plainly that what it did before is not captured, lists it under "attached", and starts it with its limit and capability from /proc', async () => {
+    const vmm = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'pinledger-capture-'));
+      const log = join(dir, 'emitted');
+      const child = spawn('bash', [script, '--pid', String(vmm.pid)], {
+        env: { ...process.env, BPFTRACE: fake, FAKE_BPFTRACE_LOG: log, TRACE_ID: 'attach-test' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const done = new Promise<number | null>((resolve) => child.on('close', resolve));
+      while (!stderr.includes('attached in')) await new Promise((r) => setTimeout(r, 25));
+      child.kill('SIGTERM');
+      expect(await done).toBe(0);
+      expect(stderr).toContain(`attaching to pid ${vmm.pid} (sleep) while it runs: what it mapped, pinned, locked or opened before now is not in this capture`);
+      const lines = stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines[0]).toMatchObject({ type: 'header', version: 2, attached: [{ pid: vmm.pid, comm: 'sleep' }] });
+      const limits = readFileSync(`/proc/${vmm.pid}/limits`, 'utf8');
+      const soft = /^Max locked memory\s+(\S+)/m.exec(limits)![1]!;
+      const capEff = BigInt('0x' + /^CapEff:\s+(\S+)/m.exec(readFileSync(`/proc/${vmm.pid}/status`, 'utf8'))![1]!);
+      expect(lines[1]).toMatchObject({
+        seq: 1, type: 'process', op: 'start', pid: vmm.pid, comm: 'sleep',
+        memlock_limit: soft === 'unlimited' ? 'unlimited' : soft,
+        cap_ipc_lock: ((capEff >> 14n) & 1n) === 1n,
+      });
+    } finally {
+      vmm.kill();
+    }
+  });
+});

@@ -15,6 +15,13 @@ import { labRun } from '../../lab/lab-run.js';
 import { formatSizeHelp, sizeArg } from '../size-arg.js';
 import { UsageError, existingFiles, nonEmpty } from '../usage-error.js';
 
+/** The nested VM's memory: whole MiB, and what the 6 GiB lab guest can lock beside itself. */
+function guestMemory(v: string | string[]): bigint {
+  const mem = sizeArg('--memory')(v) as bigint;
+  if (mem % (1n << 20n) !== 0n || mem < 16n << 20n || mem > 2n << 30n) throw new UsageError('--memory: a whole number of MiB from 16M to 2G (the lab guest holds it)');
+  return mem;
+}
+
 /** A directory to write into: refused when it names an existing file. */
 function notAFile(what: string): (v: string | string[]) => string {
   const base = nonEmpty(what);
@@ -51,13 +58,11 @@ export const labRunCommand: CommandModule<object, Args> = {
       .option('kernel', { type: 'string', default: DEFAULT_KERNEL_PACKAGE, describe: "a Debian kernel image package, e.g. linux-image-6.12.95+deb12-amd64-unsigned (bookworm-backports); unpacked into a cache, never installed", coerce: nonEmpty('--kernel') })
       .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the observed trace (one TRACE) or a directory (several)', coerce: nonEmpty('-o/--out') })
       .option('capture', { type: 'string', describe: "also run tools/capture/vfio-capture.sh (Debian's bpftrace) in the guest while the traces run, and write what it captured: a file (one TRACE) or a directory (several)", coerce: nonEmpty('--capture') })
-      .check((a) => {
-        if (a.capture !== undefined && a.capture === a.out) throw new UsageError('--capture and -o/--out must be different paths');
-        return true;
-      })
+
       .example('$0 lab run traces/samples/limit-overrun.jsonl -o observed.jsonl && $0 replay observed.jsonl', 'hold the model to Debian 12 kernel')
       .example('$0 lab run traces/samples/*.jsonl --kernel linux-image-6.12.95+deb12-amd64-unsigned -o observed/', 'every sample on the 6.12 backport, one observed trace each') as unknown as Argv<Args>,
   handler: async (a) => {
+    if (a.capture !== undefined && a.capture === a.out) throw new UsageError('--capture and -o/--out must be different paths');
     const several = a.traces.length > 1;
     let report;
     try {
@@ -99,13 +104,8 @@ export const labQemuCommand: CommandModule<object, QemuArgs> = {
       .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'a directory: qemu.log, capture.jsonl, status.txt', coerce: notAFile('-o/--out') })
       .option('viommu', { type: 'boolean', default: false, describe: "put the device behind QEMU's intel-iommu (its own container)" })
       .option('memlock-limit', { type: 'string', describe: `run QEMU with this RLIMIT_MEMLOCK and without CAP_IPC_LOCK, as libvirt does: ${formatSizeHelp}`, coerce: sizeArg('--memlock-limit') })
-      .option('memory', { type: 'string', default: '256M', describe: `the VM's memory (QEMU -m): ${formatSizeHelp}`, coerce: sizeArg('--memory') })
+      .option('memory', { type: 'string', default: '256M', describe: `the VM's memory (QEMU -m): ${formatSizeHelp}`, coerce: guestMemory })
       .option('kernel', { type: 'string', default: DEFAULT_KERNEL_PACKAGE, describe: 'a Debian kernel image package for the host guest', coerce: nonEmpty('--kernel') })
-      .check((a) => {
-        const mem = a.memory as bigint;
-        if (mem % (1n << 20n) !== 0n || mem < 16n << 20n || mem > 2n << 30n) throw new UsageError('--memory: a whole number of MiB from 16M to 2G (the lab guest holds it)');
-        return true;
-      })
       .example('$0 lab qemu -o qemu-run && $0 import qemu-trace qemu-run/qemu.log --kernel 6.1.0-57-amd64 -o imported.jsonl', "a real QEMU 7.2 start on Debian 12's kernel")
       .example('$0 lab qemu --viommu --memlock-limit 64M -o qemu-enomem', 'behind a vIOMMU, under a limit too small') as unknown as Argv<QemuArgs>,
   handler: async (a) => {
@@ -123,19 +123,26 @@ export const labQemuCommand: CommandModule<object, QemuArgs> = {
     writeFileSync(join(a.out, 'capture.jsonl'), q.captured);
     writeFileSync(join(a.out, 'status.txt'), q.status);
     process.stdout.write(`qemu-system-x86_64 ${q.args.join(' ')}\n`);
-    process.stdout.write(`VmLck before quit: ${q.vmLckKiB} kB (${q.vmLckKiB / 4} pages)\n`);
+    if (q.vmLckKiB !== undefined) process.stdout.write(`VmLck while paused: ${q.vmLckKiB} kB (${q.vmLckKiB / 4} pages); QEMU quit with status ${q.exitStatus}\n`);
+    else {
+      const errors = q.log.split('\n').filter((l) => l.startsWith('qemu-system-x86_64:'));
+      process.stdout.write(`QEMU exited with status ${q.exitStatus} before it was ready:\n${errors.map((l) => `  ${l}\n`).join('')}`);
+      process.exitCode = 1;
+    }
     process.stdout.write(`wrote ${join(a.out, 'qemu.log')}, ${join(a.out, 'capture.jsonl')}, ${join(a.out, 'status.txt')}\n`);
     process.stdout.write(`guest: ${report.kernelPackage} (${report.kernel}), ${report.bootSeconds!.toFixed(1)} s\n`);
   },
 };
+
+/** The lab's subcommands, in the order --help lists them. */
+export const LAB_COMMANDS = [labRunCommand, labQemuCommand] as const;
 
 export const labCommand: CommandModule<object, object> = {
   command: 'lab',
   describe: 'A real kernel under QEMU: lab run TRACE... -o OBSERVED runs traces on it and writes what it did; lab qemu -o DIR runs a real QEMU on it',
   builder: (y: Argv) =>
     y
-      .command(labRunCommand)
-      .command(labQemuCommand)
+      .command(LAB_COMMANDS as unknown as CommandModule[])
       .demandCommand(1, 'Name a lab command: run, qemu')
       .example('$0 lab run traces/samples/vm-boot.jsonl -o observed.jsonl', 'run one trace on Debian 12 kernel'),
   handler: () => undefined,

@@ -24,7 +24,7 @@ export interface ChargeBreakdown {
 }
 
 export class Process {
-  /** mm->locked_vm, in pages. */
+  /** mm->locked_vm of the current mm, in pages. */
   lockedVm = 0;
   /**
    * The highest locked_vm seen between events: what a trace's `locked_vm`
@@ -51,8 +51,8 @@ export class Process {
   readonly byCause: Record<ChargeCause, number> = { direct: 0, pins: 0 };
   /** The charge by cause when locked_vm last reached its peak. */
   peakBreakdown: ChargeBreakdown = { direct: 0, pins: 0, shared: 0 };
-  /** Every charged frame with its count. */
-  readonly frames = new FrameLedger();
+  /** Every frame charged to the current mm, with its count. */
+  frames = new FrameLedger();
   memlockLimit: MemlockLimit = 'unlimited';
   capIpcLock = false;
   comm: string | undefined;
@@ -77,6 +77,24 @@ export class Process {
   limitPages(pageShift: bigint): number {
     if (this.memlockLimit === 'unlimited') return Number.POSITIVE_INFINITY;
     return Number(this.memlockLimit >> pageShift);
+  }
+
+  /**
+   * exec (exec_mmap): `mm` replaces the current mm, which goes with all it
+   * had locked or had charged (mlocks, DMA charges, leaked charges). The
+   * new mm starts at locked_vm 0; the peak stays, the highest any mm of
+   * the pid reached (what its RLIMIT_MEMLOCK must allow).
+   */
+  replaceMm(mm: AddressSpace): void {
+    this.mm = mm;
+    this.lockedVm = 0;
+    this.orphaned = 0;
+    this.mlocked = 0;
+    this.mlockUndescribed = 0;
+    this.lockFuture = 'none';
+    this.byCause.direct = 0;
+    this.byCause.pins = 0;
+    this.frames = new FrameLedger();
   }
 
   /** Records a new peak with its breakdown; called at the end of each event that charged. */

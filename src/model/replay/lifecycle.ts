@@ -42,32 +42,23 @@ export function forkProcess(env: ModelEnv, core: VfioCore, e: ProcessEvent, pare
 }
 
 /**
- * exec: a new address space; the old one's mappings and mlocks are gone
- * (their locked pages leave locked_vm). File descriptors stay: the capture
- * writes the close-on-exec closes before the exec event.
+ * exec (begin_new_exec -> exec_mmap): a new mm; the old one goes with its
+ * described mappings, its mlocks and every DMA charge it held, so the new
+ * mm starts at locked_vm 0. File descriptors stay: the capture writes the
+ * close-on-exec closes before the exec event.
  *
- * DMA mappings made before the exec keep their pins. Their charge is kept
- * on the process's locked_vm, as if the old mm lived on: the kernel has no
- * one answer (6.1 uncharges them from the task's new mm at unmap, where
- * they were never charged; 6.2+'s vfio_dma->mm is the old mm, gone, and
- * vfio_lock_acct's mmget_not_zero fails, so the charge is lost until a
- * VADDR re-map moves it: vfio_change_dma_owner). A warning says so.
+ * DMA mappings made before the exec keep their pins but stay tied to the
+ * old mm (vfio_dma->mm, commit 046eca5018f8 "vfio/type1: Prevent underflow
+ * of locked_vm via exec()", v6.2 and 6.1.y stable, so on every kernel
+ * profile): their unmap and their external pins' charges reach nothing,
+ * and a vendor driver can no longer pin through them (-ENODEV). Maps made
+ * after it are charged to the new mm, whose locked_vm RLIMIT_MEMLOCK checks.
  */
 export function execProcess(env: ModelEnv, core: VfioCore, e: ProcessEvent): number {
   const p = env.process(e.pid);
-  dropLocks(p);
-  env.noteLockChange(p);
-  p.mm = new AddressSpace(e.pid, env.pageShift, (p.mm.generation ?? 0) + 1);
+  p.replaceMm(new AddressSpace(e.pid, env.pageShift, (p.mm.generation ?? 0) + 1));
+  for (const b of core.backends()) b.mmGone(e.pid);
   if (e.comm !== undefined) p.comm = e.comm;
-  let carried = 0;
-  for (const b of core.backends()) carried += b.chargedTo(e.pid);
-  if (carried > 0) {
-    env.report(
-      'ACCT_EXEC',
-      `Process ${e.pid} exec'd with ${carried} pages charged by DMA mappings of its old address space: the model keeps them in its locked_vm (on 6.1 the kernel uncharges them from the new mm at unmap, on 6.2+ the charge is lost with the old mm), so VmLck observed after this may differ`,
-      { pid: e.pid, pages: carried },
-    );
-  }
   return 0;
 }
 
@@ -92,6 +83,8 @@ export function exitProcess(env: ModelEnv, core: VfioCore, p: Process, exited: M
   for (const c of core.containers) core.touched.push({ container: c });
   let held = 0;
   for (const b of core.backends()) held += b.chargedTo(p.pid);
+  // exit_mmap: the mm goes; what other holders' containers charged to it goes with it.
+  for (const b of core.backends()) b.mmGone(p.pid);
   if (p.lockedVm > p.orphaned + held) {
     env.report('ACCT_LEAK', `Process ${p.pid} exited with ${p.lockedVm} pages still charged after all its VFIO files were closed`, {
       pid: p.pid,

@@ -17,6 +17,7 @@ export function splitDma(iommu: VfioIommu, dma: VfioDma, at: bigint): VfioDma {
     prot: dma.prot,
     lockCap: dma.lockCap,
     pid: dma.pid,
+    mm: dma.mm,
     seq: dma.seq,
   });
   high.iommuMapped = dma.iommuMapped;

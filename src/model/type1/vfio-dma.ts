@@ -2,6 +2,7 @@
  * struct vfio_dma: one user mapping, and struct vfio_pfn: one page of it
  * pinned by a vendor driver through the external pin API.
  */
+import type { AddressSpace } from '../memory/address-space.js';
 import type { FrameSpan } from '../memory/frame-ledger.js';
 import type { Bytes, Iova, Pfn, Vaddr } from '../units.js';
 import { VpfnList } from './vpfn-list.js';
@@ -32,8 +33,18 @@ export interface VfioDma {
   prot: number;
   /** capable(CAP_IPC_LOCK) at MAP time: the limit is not enforced. */
   lockCap: boolean;
-  /** The task (group leader) whose mm is charged. */
+  /** The task (group leader) that mapped. */
   pid: number;
+  /**
+   * vfio_dma->mm: the mm that mapped (mmgrab in vfio_dma_do_map). Every
+   * charge and uncharge of this mapping, its external pins' included, goes
+   * to it; once it has gone (exec, exit) they change nothing
+   * (vfio_lock_acct's mmget_not_zero fails). Upstream commit 046eca5018f8
+   * "vfio/type1: Prevent underflow of locked_vm via exec()" (v6.2,
+   * backported to 6.1.y stable: Debian's 6.1.0-57 does this). Absent in
+   * states saved before it was kept: the task's current mm.
+   */
+  mm: AddressSpace | undefined;
   iommuMapped: boolean;
   vaddrInvalid: boolean;
   /** Pinned frames while iommuMapped, sorted by offset. */
@@ -52,7 +63,7 @@ export function dmaEnd(d: VfioDma): bigint {
   return d.end;
 }
 
-export function newDma(fields: Pick<VfioDma, 'iova' | 'vaddr' | 'size' | 'prot' | 'lockCap' | 'pid' | 'seq'>): VfioDma {
+export function newDma(fields: Pick<VfioDma, 'iova' | 'vaddr' | 'size' | 'prot' | 'lockCap' | 'pid' | 'mm' | 'seq'>): VfioDma {
   // An explicit literal: one object shape for every vfio_dma.
   return {
     iova: fields.iova,
@@ -62,6 +73,7 @@ export function newDma(fields: Pick<VfioDma, 'iova' | 'vaddr' | 'size' | 'prot' 
     prot: fields.prot,
     lockCap: fields.lockCap,
     pid: fields.pid,
+    mm: fields.mm,
     iommuMapped: false,
     vaddrInvalid: false,
     runs: [],

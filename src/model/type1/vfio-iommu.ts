@@ -40,7 +40,7 @@ export class VfioIommu {
   pgsizeBitmap: bigint;
   dirtyPageTracking = false;
   vaddrInvalidCount = 0;
-  /** Pages charged per task pid by this container's mappings (the ledger). */
+  /** Pages charged per task pid by this container's mappings, to the task's current mm (the ledger). */
   readonly chargedByPid = new Map<number, number>();
   private nextDomainId = 0;
 
@@ -96,24 +96,21 @@ export class VfioIommu {
   chargeDirect(dma: VfioDma, spans: readonly FrameSpan[]): void {
     if (!this.policy.accounts(dma)) return;
     const n = pagesOf(spans);
-    this.env.applyCharge(dma.pid, spans, 1, { direct: n });
+    if (this.env.applyCharge(dma, spans, 1, { direct: n })) this.ledger(dma.pid, n);
     dma.chargedDirect += n;
-    this.ledger(dma.pid, n);
   }
 
   /** Charges one externally pinned page (a container without an IOMMU domain). */
   chargePin(dma: VfioDma, span: FrameSpan): void {
     if (!this.policy.accounts(dma)) return;
-    this.env.applyCharge(dma.pid, [span], 1, { pins: span.pages });
+    if (this.env.applyCharge(dma, [span], 1, { pins: span.pages })) this.ledger(dma.pid, span.pages);
     dma.chargedPins += span.pages;
-    this.ledger(dma.pid, span.pages);
   }
 
   unchargePin(dma: VfioDma, span: FrameSpan): void {
     if (!this.policy.accounts(dma)) return;
-    this.env.applyCharge(dma.pid, [span], -1, { pins: span.pages });
+    if (this.env.applyCharge(dma, [span], -1, { pins: span.pages })) this.ledger(dma.pid, -span.pages);
     dma.chargedPins -= span.pages;
-    this.ledger(dma.pid, -span.pages);
   }
 
   /** Uncharges every pinned frame of an IOMMU-mapped mapping, whatever charged it (vfio_unmap_unpin). */
@@ -121,19 +118,17 @@ export class VfioIommu {
     if (!this.policy.accounts(dma)) return;
     const n = pagesOf(spans);
     const pins = Math.min(dma.chargedPins, n);
-    this.env.applyCharge(dma.pid, spans, -1, { direct: n - pins, pins });
+    if (this.env.applyCharge(dma, spans, -1, { direct: n - pins, pins })) this.ledger(dma.pid, -n);
     dma.chargedDirect -= n - pins;
     dma.chargedPins -= pins;
-    this.ledger(dma.pid, -n);
   }
 
   /** Undoes a chargeDirect (a failed replay). */
   unchargeDirect(dma: VfioDma, spans: readonly FrameSpan[]): void {
     if (!this.policy.accounts(dma)) return;
     const n = pagesOf(spans);
-    this.env.applyCharge(dma.pid, spans, -1, { direct: n });
+    if (this.env.applyCharge(dma, spans, -1, { direct: n })) this.ledger(dma.pid, -n);
     dma.chargedDirect -= n;
-    this.ledger(dma.pid, -n);
   }
 
   /**
@@ -144,7 +139,11 @@ export class VfioIommu {
   reportOrphanedCharge(dma: VfioDma): void {
     const charged = dmaCharged(dma);
     if (charged <= 0) return;
-    const p = this.env.process(dma.pid);
+    dma.chargedDirect = 0;
+    dma.chargedPins = 0;
+    // Charged to an mm that has gone (exec, exit): the charge went with it.
+    const p = this.env.mmOwner(dma);
+    if (!p) return;
     p.orphaned += charged;
     this.env.report(
       'ACCT_LEAK',
@@ -152,8 +151,14 @@ export class VfioIommu {
       { pid: dma.pid, iova: hex(dma.iova), size: hex(dma.size), pages: charged, vpfns: dma.vpfns.size },
     );
     this.ledger(dma.pid, -charged);
-    dma.chargedDirect = 0;
-    dma.chargedPins = 0;
+  }
+
+  /**
+   * The pid's mm has gone (exec, exit): what this container charged to it
+   * went with it, and its mappings' later uncharges reach nothing.
+   */
+  mmGone(pid: number): void {
+    this.chargedByPid.delete(pid);
   }
 }
 

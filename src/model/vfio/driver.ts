@@ -54,8 +54,10 @@ export interface IommuBackend {
   unpinPages(group: GroupSpec, pages: PageList): number;
   /** Pids charged by this container's mappings. */
   chargedPids(): Set<number>;
-  /** Pages this container has charged to `pid`. */
+  /** Pages this container has charged to `pid`'s current mm. */
   chargedTo(pid: number): number;
+  /** `pid`'s mm has gone (exec, exit): what this container charged to it went with it. */
+  mmGone(pid: number): void;
   /** Checks the backend's own invariants over a range of IOVA (all when omitted). */
   checkInvariants(range?: { start: bigint; size: bigint }): void;
   snapshot(): BackendSnapshot;

@@ -125,6 +125,10 @@ export class IommufdCompat implements IommuBackend {
     return this.iommu.chargedByPid.get(pid) ?? 0;
   }
 
+  mmGone(pid: number): void {
+    this.iommu.mmGone(pid);
+  }
+
   checkInvariants(range?: { start: bigint; size: bigint }): void {
     // Once per mapping, as type1, or nothing for a CAP_IPC_LOCK mapper.
     checkType1Invariants(this.iommu, range, (dma) => {

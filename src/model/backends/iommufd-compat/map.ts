@@ -40,7 +40,7 @@ export function iommufdMapDma(iommu: VfioIommu, pid: number, seq: number, arg: M
   if ((vaddr & (env.pageSize - 1n)) !== 0n) return { ret: -Errno.EINVAL };
 
   const proc = env.process(pid);
-  const dma = newDma({ iova, vaddr, size, prot, lockCap: proc.capIpcLock, pid, seq });
+  const dma = newDma({ iova, vaddr, size, prot, lockCap: proc.capIpcLock, pid, mm: proc.mm, seq });
   iommu.dmaList.link(dma);
   iommu.dmaAvail--;
   if (iommu.hasIommuDomain()) {

@@ -29,7 +29,8 @@ import { expandPages } from '../../common/page-list.js';
 import { attachGroup, detachGroup } from '../upstream/attach.js';
 import { checkExtensionNoContainer, type1Ioctl, type1Mode } from '../upstream/ioctl.js';
 import { releaseAll, removeAllDmas } from '../upstream/remove.js';
-import { MediatedDomain } from './mediated-domain.js';
+import { MediatedDomain, type PinnedFrame } from './mediated-domain.js';
+import type { ChargeOwner } from '../../env.js';
 
 export class RfcV5Type1 implements IommuBackend {
   readonly iommu: VfioIommu;
@@ -118,7 +119,7 @@ export class RfcV5Type1 implements IommuBackend {
   /** vfio_iommu_unpin_api_domain: every frame left is unpinned and uncharged. */
   private unpinApiDomain(m: MediatedDomain): void {
     for (const f of m.pfnList.values()) {
-      if (!f.reserved) this.uncharge(m, f.pid, f.pfn, f.refCount);
+      if (!f.reserved) this.uncharge(m, f, f.refCount);
     }
     m.clear();
   }
@@ -129,14 +130,17 @@ export class RfcV5Type1 implements IommuBackend {
     releaseAll(this.iommu);
   }
 
-  private charge(m: MediatedDomain, pid: number, pfn: Pfn): void {
-    this.env.applyCharge(pid, [{ pfn, pages: 1 }], 1, { pins: 1 });
-    m.chargedByPid.set(pid, (m.chargedByPid.get(pid) ?? 0) + 1);
+  /** One page charged to the mm of the mapping pinned through (nothing once that mm has gone). */
+  private charge(m: MediatedDomain, owner: ChargeOwner, pfn: Pfn): void {
+    if (!this.env.applyCharge(owner, [{ pfn, pages: 1 }], 1, { pins: 1 })) return;
+    m.chargedByPid.set(owner.pid, (m.chargedByPid.get(owner.pid) ?? 0) + 1);
   }
 
-  private uncharge(m: MediatedDomain, pid: number, pfn: Pfn, pages: number): void {
-    for (let i = 0; i < pages; i++) this.env.applyCharge(pid, [{ pfn, pages: 1 }], -1, { pins: 1 });
-    m.chargedByPid.set(pid, (m.chargedByPid.get(pid) ?? 0) - pages);
+  /** `pages` references of a frame uncharged from the mm its first pin charged. */
+  private uncharge(m: MediatedDomain, f: PinnedFrame, pages: number): void {
+    let reached = 0;
+    for (let i = 0; i < pages; i++) if (this.env.applyCharge(f, [{ pfn: f.pfn, pages: 1 }], -1, { pins: 1 })) reached++;
+    if (reached > 0) m.chargedByPid.set(f.pid, (m.chargedByPid.get(f.pid) ?? 0) - reached);
   }
 
   /**
@@ -159,8 +163,11 @@ export class RfcV5Type1 implements IommuBackend {
         ret = -Errno.EINVAL;
       } else if ((dma.prot & wanted) !== wanted) ret = -Errno.EPERM;
       else {
-        const t = env.process(dma.pid).mm.translate((dma.vaddr + (at - dma.iova)) as Vaddr, 1);
-        if (!t.ok) ret = -Errno.EFAULT;
+        const mapper = env.mmOwner(dma);
+        const t = mapper?.mm.translate((dma.vaddr + (at - dma.iova)) as Vaddr, 1);
+        // The mm that mapped has gone (exec, exit): nothing to pin from (get_task_mm).
+        if (!t) ret = -Errno.ENODEV;
+        else if (!t.ok) ret = -Errno.EFAULT;
         else {
           const run = t.runs[0]!;
           const owner = env.process(dma.pid);
@@ -175,9 +182,9 @@ export class RfcV5Type1 implements IommuBackend {
           } else {
             if (!run.reserved) {
               if (dma.iommuMapped || m.pins.has(at)) again++;
-              this.charge(m, dma.pid, run.pfn);
+              this.charge(m, dma, run.pfn);
             }
-            m.addRef(run.pfn, run.reserved, dma.pid);
+            m.addRef(run.pfn, run.reserved, dma);
             const rec = m.pins.get(at);
             if (rec) rec.count++;
             else m.pins.set(at, { pfn: run.pfn, count: 1, orphanReported: false });
@@ -206,7 +213,7 @@ export class RfcV5Type1 implements IommuBackend {
     if (!rec) return;
     const f = m.pfnList.get(rec.pfn);
     if (!f) return;
-    if (!f.reserved) this.uncharge(m, f.pid, f.pfn, 1);
+    if (!f.reserved) this.uncharge(m, f, 1);
     m.dropRef(f);
     rec.count--;
     if (rec.count === 0) m.pins.delete(at);
@@ -229,6 +236,11 @@ export class RfcV5Type1 implements IommuBackend {
 
   chargedTo(pid: number): number {
     return (this.iommu.chargedByPid.get(pid) ?? 0) + (this.mediated?.chargedByPid.get(pid) ?? 0);
+  }
+
+  mmGone(pid: number): void {
+    this.iommu.mmGone(pid);
+    this.mediated?.chargedByPid.delete(pid);
   }
 
   checkInvariants(range?: { start: bigint; size: bigint }): void {

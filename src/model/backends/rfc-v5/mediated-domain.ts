@@ -6,6 +6,8 @@
  */
 import type { GroupSpec } from '../../events.js';
 import type { Pfn } from '../../units.js';
+import type { ChargeOwner } from '../../env.js';
+import type { AddressSpace } from '../../memory/address-space.js';
 
 export interface PinnedFrame {
   pfn: Pfn;
@@ -13,6 +15,8 @@ export interface PinnedFrame {
   reserved: boolean;
   /** The task whose locked_vm each pin of this frame charged. */
   pid: number;
+  /** The mm charged: the one of the mapping first pinned through (absent in older saved states: the task's current mm). */
+  mm: AddressSpace | undefined;
 }
 
 /** One pinned page as the vendor driver knows it: its IOVA and the frame returned. */
@@ -36,10 +40,10 @@ export class MediatedDomain {
   chargeableRefs = 0;
 
   /** One more reference to a frame, listing it on its first. */
-  addRef(pfn: Pfn, reserved: boolean, pid: number): void {
+  addRef(pfn: Pfn, reserved: boolean, owner: ChargeOwner): void {
     const f = this.pfnList.get(pfn);
     if (f) f.refCount++;
-    else this.pfnList.set(pfn, { pfn, refCount: 1, reserved, pid });
+    else this.pfnList.set(pfn, { pfn, refCount: 1, reserved, pid: owner.pid, mm: owner.mm });
     if (!reserved) this.chargeableRefs++;
   }
 

@@ -56,6 +56,10 @@ export class UpstreamType1 implements IommuBackend {
     return this.iommu.chargedByPid.get(pid) ?? 0;
   }
 
+  mmGone(pid: number): void {
+    this.iommu.mmGone(pid);
+  }
+
   checkInvariants(range?: { start: bigint; size: bigint }): void {
     // Charged once per container: the pinned pages of an IOMMU-mapped
     // mapping, or else its non-reserved vpfns.

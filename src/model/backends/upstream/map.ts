@@ -9,11 +9,11 @@ import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/topology.js';
 import { iovaDmaValid } from '../../type1/iova-list.js';
 import { newDma } from '../../type1/vfio-dma.js';
 import type { VfioIommu } from '../../type1/vfio-iommu.js';
-import { U64_MAX } from '../../units.js';
+import { U64_MAX, hex } from '../../units.js';
 import type { IoctlResult } from '../../vfio/driver.js';
 import { removeDma } from './remove.js';
 import { mapRuns, pinRemote } from '../../type1/pin.js';
-import type { VfioDma } from '../../type1/vfio-dma.js';
+import { type VfioDma, dmaCharged } from '../../type1/vfio-dma.js';
 
 const MAP_FLAGS = new Set(['READ', 'WRITE', 'VADDR']);
 /** offsetofend(struct vfio_iommu_type1_dma_map, size). */
@@ -43,6 +43,7 @@ export function mapDma(iommu: VfioIommu, pid: number, seq: number, arg: MapDmaAr
     // VFIO_DMA_MAP_FLAG_VADDR: only an exact match of an invalidated mapping.
     if (!existing) return { ret: -Errno.ENOENT };
     if (!existing.vaddrInvalid || existing.iova !== iova || existing.size !== size) return { ret: -Errno.EINVAL };
+    if (existing.mm !== undefined && !env.mmOwner(existing)) reportOwnerKept(iommu, existing);
     existing.vaddr = vaddr;
     existing.vaddrInvalid = false;
     iommu.vaddrInvalidCount--;
@@ -53,7 +54,7 @@ export function mapDma(iommu: VfioIommu, pid: number, seq: number, arg: MapDmaAr
   if (!iovaDmaValid(iommu.iovaList, iova, iova + size - 1n)) return { ret: -Errno.EINVAL };
 
   const proc = env.process(pid);
-  const dma = newDma({ iova, vaddr, size, prot, lockCap: proc.capIpcLock, pid, seq });
+  const dma = newDma({ iova, vaddr, size, prot, lockCap: proc.capIpcLock, pid, mm: proc.mm, seq });
   iommu.dmaAvail--;
   iommu.dmaList.link(dma);
 
@@ -69,6 +70,22 @@ export function mapDma(iommu: VfioIommu, pid: number, seq: number, arg: MapDmaAr
     return { ret: -Errno.EINVAL };
   }
   return { ret: 0 };
+}
+
+/**
+ * A VADDR update (after an exec, the live-update case) of a mapping whose
+ * mm has gone: the model keeps it tied to the old mm, charging nothing, as
+ * 046eca5018f8 alone does; kernels that also have vfio_change_dma_owner
+ * (the same series, "vfio/type1: restore locked_vm") move its charge to
+ * the caller's mm. Which one a 6.1.y kernel has is not known here.
+ */
+function reportOwnerKept(iommu: VfioIommu, dma: VfioDma): void {
+  const pages = dmaCharged(dma);
+  iommu.env.report(
+    'ACCT_EXEC',
+    `VADDR update of iova ${hex(dma.iova)} size ${hex(dma.size)}, mapped by pid ${dma.pid} in an mm that has gone (exec, exit): the model keeps its ${pages} pages charged to that gone mm (nothing in locked_vm); a kernel with vfio_change_dma_owner charges them to the new mm`,
+    { pid: dma.pid, iova: hex(dma.iova), size: hex(dma.size), pages },
+  );
 }
 
 /**

@@ -16,12 +16,14 @@ import { type Pfn, type Vaddr, hex } from '../../units.js';
 /** vfio_pin_page_external: one page from the task's mm, charged if asked. */
 function pinPageExternal(iommu: VfioIommu, dma: VfioDma, at: bigint, doAccounting: boolean): number {
   const env = iommu.env;
-  // get_task_mm(dma->task): the process that mapped has exited (a forked
-  // child's mapping in a container others hold): no mm to pin from.
-  if (!env.processes.has(dma.pid)) return -Errno.ENODEV;
+  // mmget_not_zero(dma->mm) (commit 046eca5018f8, in 6.1.y stable): the mm
+  // that mapped has gone, its task exec'd or exited (a forked child's
+  // mapping in a container others hold): no mm to pin from.
+  const mapper = env.mmOwner(dma);
+  if (!mapper) return -Errno.ENODEV;
   const va = (dma.vaddr + (at - dma.iova)) as Vaddr;
   // vaddr_get_pfns(mm, vaddr, 1, dma->prot, ...): the mapping's prot, not the pin's.
-  const t = env.process(dma.pid).mm.translate(va, 1, env.pinAccess((dma.prot & IOMMU_WRITE) !== 0));
+  const t = mapper.mm.translate(va, 1, env.pinAccess((dma.prot & IOMMU_WRITE) !== 0));
   if (!t.ok) return -Errno.EFAULT;
   const run = t.runs[0]!;
   if (run.pfnmap && !iommu.policy.pinsPfnmap) return -Errno.EFAULT;
