@@ -17,6 +17,7 @@ import { qemuInit, qemuFiles, type QemuSpec } from './qemu-guest.js';
 
 export const DEFAULT_KERNEL_PACKAGE = 'linux-image-amd64';
 export const GUEST_MEM_MIB = 6144;
+export const GUEST_TIMEOUT_MS = 1_200_000;
 export const MACHINE = 'qemu q35 tcg, intel-iommu aw-bits=48, e1000e per group';
 
 /** The vfio modules in load order; vfio_virqfd is built into vfio from 6.2 on. */
@@ -237,7 +238,8 @@ export async function runGuest(
     const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    const timer = setTimeout(() => q.kill('SIGKILL'), 600_000);
+    // Generous: under TCG, with other tests' guests on the same two cores, bpftrace alone takes minutes to attach.
+    const timer = setTimeout(() => q.kill('SIGKILL'), GUEST_TIMEOUT_MS);
     q.stdout.on('data', (d: Buffer) => (out += d.toString()));
     q.stderr.on('data', (d: Buffer) => (err += d.toString()));
     q.on('error', (e) => reject(new LabError(`qemu-system-x86_64: ${e.message} (apt-get install qemu-system-x86)`)));

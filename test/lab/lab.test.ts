@@ -43,7 +43,7 @@ describe('pinledger lab run on Debian 12 (linux-image-amd64)', () => {
         writeFileSync(observedFile(name), o.observed.map((x) => JSON.stringify(x)).join('\n') + '\n');
       }
     }
-  }, 600_000);
+  }, 1_500_000);
 
   it('boots the 6.1 kernel and records it with the guest devices that stood in for the groups', () => {
     expect(report.kernel).toMatch(/^6\.1\.\d+-\d+-amd64$/);
