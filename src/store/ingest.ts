@@ -100,12 +100,12 @@ export class Ingestor {
       ),
       insertLocked: db.prepare('INSERT OR REPLACE INTO locked_vm (trace_id, backend, pid, seq, locked_vm) VALUES (?, ?, ?, ?, ?)'),
       upsertAccounting: db.prepare(
-        `INSERT INTO accounting (trace_id, backend, pid, peak_locked_vm, final_locked_vm, memlock_required, peak_direct, peak_pins, peak_shared, peak_seq, peak_event,
+        `INSERT INTO accounting (trace_id, backend, pid, peak_locked_vm, final_locked_vm, memlock_required, peak_direct, peak_pins, peak_shared, peak_mlock, peak_seq, peak_event,
            memlock_limit, cap_ipc_lock, memlock_short, limit_refusals, first_refusal_seq, first_refusal_event, containers)
-         VALUES (@trace_id, @backend, @pid, @peak, @final, @required, @direct, @pins, @shared, @peak_seq, @peak_event,
+         VALUES (@trace_id, @backend, @pid, @peak, @final, @required, @direct, @pins, @shared, @mlock, @peak_seq, @peak_event,
            @limit, @cap_ipc_lock, @short, @refusals, @first_refusal_seq, @first_refusal_event, @containers)
          ON CONFLICT (trace_id, backend, pid) DO UPDATE SET peak_locked_vm = excluded.peak_locked_vm, final_locked_vm = excluded.final_locked_vm,
-           memlock_required = excluded.memlock_required, peak_direct = excluded.peak_direct, peak_pins = excluded.peak_pins, peak_shared = excluded.peak_shared,
+           memlock_required = excluded.memlock_required, peak_direct = excluded.peak_direct, peak_pins = excluded.peak_pins, peak_shared = excluded.peak_shared, peak_mlock = excluded.peak_mlock,
            peak_seq = excluded.peak_seq, peak_event = excluded.peak_event, memlock_limit = excluded.memlock_limit, cap_ipc_lock = excluded.cap_ipc_lock,
            memlock_short = excluded.memlock_short, limit_refusals = excluded.limit_refusals, first_refusal_seq = excluded.first_refusal_seq,
            first_refusal_event = excluded.first_refusal_event, containers = excluded.containers`,
@@ -306,6 +306,7 @@ export class Ingestor {
           direct: a.breakdown.direct,
           pins: a.breakdown.pins,
           shared: a.breakdown.shared,
+          mlock: a.breakdown.mlock ?? null,
           peak_seq: at?.seq ?? null,
           peak_event: at?.event ?? null,
           limit: m.limit,

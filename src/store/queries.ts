@@ -209,7 +209,8 @@ export interface AccountingRow {
   first_refusal: { seq: number; event: string } | null;
   /** Containers the process attached groups to. */
   containers: number;
-  peak_by_cause: { direct: number; pins: number; shared: number };
+  /** `mlock` only for a process that locked memory with mlock, mlockall or MAP_LOCKED (trace format 2). */
+  peak_by_cause: { direct: number; pins: number; shared: number; mlock?: number };
   peak_seq: number | null;
   peak_event: unknown;
   timeline: [number, number][];
@@ -224,7 +225,7 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
   const rows = db
     .prepare(
       `SELECT backend, pid, peak_locked_vm, final_locked_vm, memlock_required, memlock_limit, cap_ipc_lock, memlock_short,
-              limit_refusals, first_refusal_seq, first_refusal_event, containers, peak_direct, peak_pins, peak_shared, peak_seq, peak_event
+              limit_refusals, first_refusal_seq, first_refusal_event, containers, peak_direct, peak_pins, peak_shared, peak_mlock, peak_seq, peak_event
          FROM accounting WHERE trace_id = @trace AND (@pid IS NULL OR pid = @pid) AND (@backend IS NULL OR backend = @backend)
         ORDER BY backend, pid`,
     )
@@ -244,6 +245,7 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
     peak_direct: number;
     peak_pins: number;
     peak_shared: number;
+    peak_mlock: number | null;
     peak_seq: number | null;
     peak_event: string | null;
   }[];
@@ -262,7 +264,7 @@ export function accounting(db: Db, traceId: string, opts: { pid?: number; backen
     limit_refusals: r.limit_refusals,
     first_refusal: r.first_refusal_seq === null || r.first_refusal_event === null ? null : { seq: r.first_refusal_seq, event: r.first_refusal_event },
     containers: r.containers,
-    peak_by_cause: { direct: r.peak_direct, pins: r.peak_pins, shared: r.peak_shared },
+    peak_by_cause: { direct: r.peak_direct, pins: r.peak_pins, shared: r.peak_shared, ...(r.peak_mlock === null ? {} : { mlock: r.peak_mlock }) },
     peak_seq: r.peak_seq,
     peak_event: r.peak_event === null ? null : (JSON.parse(r.peak_event) as unknown),
     timeline: opts.timeline === false ? [] : [...timelinePoints(db, traceId, r.backend, r.pid)],

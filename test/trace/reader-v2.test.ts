@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { parseTraceText } from '../../src/trace/line-parser.js';
-import { TraceError } from '../../src/trace/trace-error.js';
+import { traceErrorOf } from './trace-error-of.js';
 
 const H1 = '{"type":"header","format":"vfio-trace","version":1,"trace_id":"t"}';
 const H2 = '{"type":"header","format":"vfio-trace","version":2,"trace_id":"t","kernel":"6.1.0-57-amd64","attached":[{"pid":7,"comm":"qemu-system-x86"},{"pid":8}]}';
 
-function errorOf(text: string): TraceError {
-  try {
-    parseTraceText(text, 'x.jsonl');
-  } catch (e) {
-    if (e instanceof TraceError) return e;
-    throw e;
-  }
-  throw new Error('no error');
-}
+const errorOf = traceErrorOf;
 
 function one(line: string, header = H2) {
   const { events } = parseTraceText(`${header}\n${line}`);

@@ -5,19 +5,11 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { parseTraceText } from '../../src/trace/line-parser.js';
 import { openSegment } from '../../src/trace/reader.js';
-import { TraceError } from '../../src/trace/trace-error.js';
+import { traceErrorOf } from './trace-error-of.js';
 
 const H = '{"type":"header","format":"vfio-trace","version":1,"trace_id":"t"}';
 
-function errorOf(text: string): TraceError {
-  try {
-    parseTraceText(text, 'x.jsonl');
-  } catch (e) {
-    if (e instanceof TraceError) return e;
-    throw e;
-  }
-  throw new Error('no error');
-}
+const errorOf = traceErrorOf;
 
 describe('LineParser errors name file, line and field', () => {
   const cases: [string, string, number, string | undefined, RegExp][] = [

@@ -191,7 +191,7 @@ export const accountingCommand: CommandModule<object, AcctArgs> = {
       lines.push(`  limit     ${limit}${r.limit_refusals ? `; refused ${plural(r.limit_refusals, 'operation')}, the first at seq ${r.first_refusal?.seq ?? '-'}` : ''}`);
       const need = BigInt(r.memlock_required);
       lines.push(`  needed    ${formatLimit(need)}: the peak with RLIMIT_MEMLOCK unlimited${r.memlock_short ? `, short by ${formatKiB(BigInt(r.memlock_short))}` : ''}`);
-      lines.push(`  by cause  direct ${thousands(r.peak_by_cause.direct)}, pins ${thousands(r.peak_by_cause.pins)}, of which frames charged again ${thousands(r.peak_by_cause.shared)} (pages, at the needed peak)`);
+      lines.push(`  by cause  direct ${thousands(r.peak_by_cause.direct)}, pins ${thousands(r.peak_by_cause.pins)}, of which frames charged again ${thousands(r.peak_by_cause.shared)}${r.peak_by_cause.mlock === undefined ? '' : `, mlock ${thousands(r.peak_by_cause.mlock)}`} (pages, at the needed peak)`);
     }
     out(lines.join('\n'));
   },
