@@ -13,6 +13,7 @@ import { openStore } from '../../store/db.js';
 import { Ingestor, type IngestResult } from '../../store/ingest.js';
 import { CAPTURED_DESIGN, driversFor } from '../../replay/designs.js';
 import { backendSpec } from './replay.js';
+import { kernelOption } from '../kernel-arg.js';
 import { checkStoreFile, dbOption } from '../query-args.js';
 import { backendArg, existingFiles } from '../usage-error.js';
 import { plural, thousands } from '../format.js';
@@ -21,6 +22,7 @@ interface Args {
   files: string[];
   db: string;
   backend: string;
+  kernel?: string;
 }
 
 /** Files smaller than this get no progress bar. */
@@ -34,8 +36,10 @@ export const ingestCommand: CommandModule<object, Args> = {
       .positional('files', { type: 'string', array: true, demandOption: true, describe: 'segment files (.jsonl or .jsonl.gz)', coerce: existingFiles('trace file') })
       .option('db', dbOption)
       .option('backend', { type: 'string', default: 'auto', describe: 'designs for new traces: upstream, rfc-v5, iommufd-compat, comma separated, all, or auto', coerce: backendArg })
+      .option('kernel', { ...kernelOption, describe: `${kernelOption.describe}; applies to traces the database has not seen before` })
       .example('$0 ingest seg0.jsonl seg1.jsonl.gz', 'two segments of a capture')
-      .example('$0 ingest capture.jsonl --db /srv/pinledger.db --backend all', 'into another database, through every design') as unknown as Argv<Args>,
+      .example('$0 ingest capture.jsonl --db /srv/pinledger.db --backend all', 'into another database, through every design')
+      .example('$0 ingest imported.jsonl --kernel 6.1.0-57-amd64', "held to Debian 12's kernel (the zero page not charged)") as unknown as Argv<Args>,
   handler: async (args) => {
     const spec = backendSpec(args.backend);
     // Refused before the database is created: a file that is not ours.
@@ -46,6 +50,7 @@ export const ingestCommand: CommandModule<object, Args> = {
       drivers: (h) => driversFor(spec, h),
       capturedDesign: CAPTURED_DESIGN,
       onProgress: (bytes) => bar?.update(bytes),
+      ...(args.kernel === undefined ? {} : { kernel: args.kernel }),
     });
     const results: IngestResult[] = [];
     const runner = new IngestRunner(ingestor, (r) => {
