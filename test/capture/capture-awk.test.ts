@@ -43,6 +43,8 @@ const RAW = [
   'unpin 100 0x1000 2 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001',
   'mlock 101 0x7f1000000000 0x4000 0 0 4',
   'mlockall 101 3 0 4 100',
+  'devseed 101 30',
+  'mmap 101 0x7f3000000000 0x4000 3 1 30 0x30000000000 0',
   'exit 101',
   'exit 100',
   'Lost 3 events',
@@ -81,11 +83,14 @@ const EXPECTED: Record<string, unknown>[] = [
   { type: 'unpin', dev: '83b8f4f2-509f-382f-3c1e-e6bfe0fa1001', iova: '0x1000', npage: 2 },
   { type: 'mlock', pid: 101, vaddr: '0x7f1000000000', size: '0x4000', ret: 0, locked_vm: 4 },
   { type: 'mlockall', pid: 101, flags: ['CURRENT', 'FUTURE'], pages: 96, ret: 0, locked_vm: 100 },
-  // exit closes what the child still holds: its copies of 4, 20, 21, 22
+  // a device fd known from /proc (--pid): its mmap is a BAR
+  { type: 'mmap', pid: 101, vaddr: '0x7f3000000000', size: '0x4000', backing: 'pfnmap', prot: ['READ', 'WRITE'], flags: ['SHARED'], fd: 30, offset: '0x30000000000', locked_vm: 0 },
+  // exit closes what the child still holds: its copies of 4, 20, 21, 22, and 30
   { type: 'close', pid: 101, fd: 4 },
   { type: 'close', pid: 101, fd: 20 },
   { type: 'close', pid: 101, fd: 21 },
   { type: 'close', pid: 101, fd: 22 },
+  { type: 'close', pid: 101, fd: 30 },
   { type: 'process', pid: 101, op: 'exit' },
   { type: 'process', pid: 100, op: 'exit' },
 ];
@@ -108,6 +113,6 @@ describe.each(awks)('vfio-capture.awk under %s', (cmd, args) => {
 
   it('reports on stderr what it could not write: an ioctl on an fd it never saw opened, a line that is not the script\'s', () => {
     expect(r.stderr).toContain('1 VFIO ioctls were on descriptors opened before the capture');
-    expect(r.stderr).toContain('raw line 29: not a vfio-capture.bt line: Lost 3 events');
+    expect(r.stderr).toContain('raw line 31: not a vfio-capture.bt line: Lost 3 events');
   });
 });

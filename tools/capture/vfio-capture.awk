@@ -131,6 +131,12 @@ $2 == "open" {
 	emit($1, "\"type\":\"open\",\"pid\":" pid ",\"fd\":" fd ",\"path\":" q(path) ",\"ret\":" fd)
 	next
 }
+# A device fd a process attached to (--pid) already had: known as a device (its BAR mmaps are pfnmap), no event.
+$2 == "devseed" {
+	if (tracked($3, $4)) unbind($3, $4)
+	bind($3, $4, newfile("device", ""), 1)
+	next
+}
 $2 == "close" {
 	if (!tracked($3, $4)) next
 	unbind($3, $4)

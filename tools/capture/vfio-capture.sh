@@ -155,6 +155,7 @@ seed() {
     target="$(readlink "$fd" 2>/dev/null)" || continue
     case "$target" in
       /dev/vfio/*) echo "$t open $p $(basename "$fd") 0 $target" ;;
+      "anon_inode:[vfio-device]") echo "$t devseed $p $(basename "$fd")" ;;
     esac
   done
 }
