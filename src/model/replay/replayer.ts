@@ -303,7 +303,7 @@ export class Replayer {
       }
       case 'mmap':
         this.sawMmap = true;
-        return { seq, ret: mmap(env, env.process(e.pid), e, core.fileKind(e.pid, e.fd ?? -1) === 'device') };
+        return { seq, ret: mmap(env, env.process(e.pid), e, e.fd !== undefined && core.fileKind(e.pid, e.fd) === 'device') };
       case 'munmap':
         return { seq, ret: munmap(env.process(e.pid), e) };
       case 'mlock':
