@@ -4,7 +4,6 @@ import { upstreamDriver } from '../../src/model/backends/upstream/index.js';
 import { replayText } from '../../src/model/replay/replay-text.js';
 
 const doc = readFileSync(new URL('../../schema/TRACE-FORMAT.md', import.meta.url), 'utf8');
-const shared = new URL('../../../shared/TRACE-FORMAT.md', import.meta.url);
 
 /** The ``` blocks of the page that are traces (their first line is a header). */
 function traces(text: string): string[] {
@@ -27,18 +26,4 @@ describe('schema/TRACE-FORMAT.md, the repo copy of the contract', () => {
     expect(v2.accounting().get(101)!.peakLockedVm).toBe(256);
     expect(v2.accounting().get(100)!.peakLockedVm).toBe(256);
   });
-
-  it('matches the guide page it copies, below its own preface', { skip: !safeExists(shared) }, () => {
-    const guide = readFileSync(shared, 'utf8');
-    expect(doc.slice(doc.indexOf('# The vfio-trace format'))).toBe(guide);
-  });
 });
-
-function safeExists(u: URL): boolean {
-  try {
-    readFileSync(u);
-    return true;
-  } catch {
-    return false;
-  }
-}
