@@ -69,10 +69,14 @@ export function splitCapture(text: string): { comm: string; pid: number; lines: 
   let current: (typeof out)[number] | undefined;
   for (const line of lines.slice(1)) {
     const e = JSON.parse(line) as Json;
+    // The capture's end record (the capture finished) belongs to no workload.
+    if (e.type === 'end') continue;
     if (e.type === 'process' && e.op === 'start' && (current === undefined || !current.open)) {
       const pid = e.pid as number;
       current = { comm: e.comm as string, pid, pids: new Set([pid]), open: true, lines: [] };
-      const h = { ...header, trace_id: `${header.trace_id as string}/${out.length}-${current.comm}` };
+      const h: Json = { ...header, trace_id: `${header.trace_id as string}/${out.length}-${current.comm}` };
+      // A workload is cut from a finished capture and has no end record of its own.
+      delete h.end_record;
       current.lines.push(JSON.stringify(h));
       out.push(current);
     }

@@ -19,6 +19,7 @@ import { type Pages, bytes, iova, pages, pfn, vaddr } from '../model/units.js';
 import { DEFAULT_IOMMU_ID, defaultIommuUnit as defaultIommu } from '../model/iommu/default-unit.js';
 import { FieldError } from './trace-error.js';
 import { parseU64 } from './u64.js';
+import { unknownType } from './validate.js';
 
 type Json = Record<string, unknown>;
 
@@ -315,6 +316,6 @@ export function convertEvent(j: Json, line: number, version: 1 | 2 = 2): TraceEv
         size: bytes(parseU64(j.size, 'size')),
       };
     default:
-      throw new FieldError('type', `unknown event type ${JSON.stringify(j.type)}`);
+      throw new FieldError('type', unknownType(j.type));
   }
 }

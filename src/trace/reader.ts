@@ -5,12 +5,26 @@
  * stream machinery. Memory does not grow with the file: a chunk and at most
  * one partial line (bounded by MAX_LINE_LENGTH) are held at a time.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, read } from 'node:fs';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import type { TraceEvent, TraceHeader } from '../model/events.js';
+import type { SegmentSource } from './hash.js';
 import { LineParser, MAX_LINE_LENGTH } from './line-parser.js';
+import { IncompleteSegment, StopRequested } from './stop.js';
 import { TraceError } from './trace-error.js';
+
+export { IncompleteSegment, StopRequested } from './stop.js';
+export type { SegmentSource } from './hash.js';
+
+export interface ReadLimits {
+  /** More uncompressed bytes than this is a TraceError (--max-file-size). */
+  maxBytes?: number;
+  /** Checked per chunk: when it says stop, the reader throws StopRequested. */
+  shouldStop?: () => boolean;
+}
 
 export interface SegmentReader {
   /** Resolves once line 1 has been read. */
@@ -24,32 +38,72 @@ export interface SegmentReader {
   bytesRead(): number;
   /** With `keepLines`: the trace line of each event of the last batch, in order. */
   readonly batchLines: string[];
+  /** Whether the segment's end record (`{"type":"end","events":N}`) was read. */
+  endRecord(): boolean;
 }
 
 const CHUNK = 1 << 20;
 
+const readAt = promisify(read);
+
+/** The bytes of an open fd from offset 0, by positioned reads; the fd is never closed here. */
+function fdStream(fd: number): Readable & { bytesRead: number } {
+  const counter = { bytesRead: 0 };
+  async function* chunks() {
+    for (;;) {
+      const buf = Buffer.allocUnsafe(CHUNK);
+      const { bytesRead } = await readAt(fd, buf, 0, CHUNK, counter.bytesRead);
+      if (bytesRead === 0) return;
+      counter.bytesRead += bytesRead;
+      yield buf.subarray(0, bytesRead);
+    }
+  }
+  const stream = Readable.from(chunks(), { objectMode: false });
+  return Object.defineProperty(stream, 'bytesRead', { get: () => counter.bytesRead }) as Readable & { bytesRead: number };
+}
+
+/** A complete end record on a last line that has no newline after it. */
+function isEndRecord(line: string): boolean {
+  try {
+    const j = JSON.parse(line) as { type?: unknown } | null;
+    return typeof j === 'object' && j !== null && j.type === 'end';
+  } catch {
+    return false;
+  }
+}
+
 /**
- * `name` is how messages call the file (default: its path); `keepLines`
- * keeps each event's line (the store records the line behind a finding).
+ * `file` is a path, or an fd the caller opened with the path it was opened
+ * from (read with positioned reads from offset 0, never closed here; `.gz`
+ * is decided by the path). `name` is how messages call the file (default:
+ * its path); `keepLines` keeps each event's line (the store records the
+ * line behind a finding).
  */
-export function openSegment(file: string, lastSeq = -1, name = file, keepLines = false): SegmentReader {
+export function openSegment(file: SegmentSource, lastSeq = -1, name = typeof file === 'string' ? file : file.path, keepLines = false, opts: ReadLimits = {}): SegmentReader {
+  const path = typeof file === 'string' ? file : file.path;
   const batchLines: string[] = [];
   const parser = new LineParser(name, lastSeq);
-  const raw = createReadStream(file, { highWaterMark: CHUNK });
+  const raw = typeof file === 'string' ? createReadStream(file, { highWaterMark: CHUNK }) : fdStream(file.fd);
   let input: Readable = raw;
-  if (file.endsWith('.gz')) {
+  if (path.endsWith('.gz')) {
     input = raw.pipe(createGunzip({ chunkSize: CHUNK }));
     raw.on('error', (e: Error) => input.destroy(e));
   }
-  input.setEncoding('utf8');
-  const chunks = input[Symbol.asyncIterator]() as AsyncIterator<string>;
+  const chunks = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const decoder = new StringDecoder('utf8');
+  /** Uncompressed bytes read so far. */
+  let bytes = 0;
   /** Complete lines not yet parsed, and the partial line after them. */
   let lines: string[] = [];
   let at = 0;
   let rest = '';
   let ended = false;
 
-  const ioError = (e: unknown): TraceError => new TraceError(name, parser.lines + 1, undefined, `cannot read: ${(e as Error).message}`);
+  const ioError = (e: unknown): Error => {
+    // A .gz cut short: incomplete when the writer promised an end record.
+    if ((e as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' && parser.promisesEnd) return new IncompleteSegment(name);
+    return new TraceError(name, parser.lines + 1, undefined, `cannot read: ${(e as Error).message}`);
+  };
 
   const close = () => {
     input.destroy();
@@ -59,7 +113,11 @@ export function openSegment(file: string, lastSeq = -1, name = file, keepLines =
   /** Loads the next chunk's lines; false at the end of the file. */
   async function fill(): Promise<boolean> {
     if (ended) return false;
-    let r: IteratorResult<string>;
+    if (opts.shouldStop?.()) {
+      close();
+      throw new StopRequested();
+    }
+    let r: IteratorResult<Buffer>;
     try {
       r = await chunks.next();
     } catch (e) {
@@ -68,12 +126,24 @@ export function openSegment(file: string, lastSeq = -1, name = file, keepLines =
     }
     if (r.done) {
       ended = true;
-      lines = rest === '' ? [] : [rest];
-      at = 0;
+      const last = rest + decoder.end();
       rest = '';
+      at = 0;
+      lines = last === '' ? [] : [last];
+      // A last line without its newline, from a writer that promised an end
+      // record, is a line still being written.
+      if (last !== '' && parser.promisesEnd && !isEndRecord(last)) {
+        close();
+        throw new IncompleteSegment(name);
+      }
       return lines.length > 0;
     }
-    const parts = (rest + r.value).split('\n');
+    bytes += r.value.length;
+    if (opts.maxBytes !== undefined && bytes > opts.maxBytes) {
+      close();
+      throw new TraceError(name, parser.lines + 1, undefined, `larger than the limit of ${opts.maxBytes} bytes uncompressed (--max-file-size)`);
+    }
+    const parts = (rest + decoder.write(r.value)).split('\n');
     rest = parts.pop()!;
     if (rest.length > MAX_LINE_LENGTH) {
       close();
@@ -101,6 +171,7 @@ export function openSegment(file: string, lastSeq = -1, name = file, keepLines =
     parser,
     batchLines,
     bytesRead: () => raw.bytesRead,
+    endRecord: () => parser.endRecord,
     header() {
       headerPromise ??= readHeader();
       return headerPromise;
@@ -120,7 +191,10 @@ export function openSegment(file: string, lastSeq = -1, name = file, keepLines =
             }
           }
           if (batch.length > 0) yield batch;
-          if (!(await fill())) return;
+          if (!(await fill())) {
+            parser.end();
+            return;
+          }
         }
       } finally {
         close();

@@ -46,6 +46,11 @@ function fieldOf(e: ErrorObject): string {
   return path || '(line)';
 }
 
+/** An unknown type is quoted only when it looks like a name: the line may be any file's bytes. */
+export function unknownType(tag: unknown): string {
+  return typeof tag === 'string' && /^[A-Za-z0-9_]{1,40}$/.test(tag) ? `unknown event type ${JSON.stringify(tag)}` : 'unknown event type';
+}
+
 function describe(e: ErrorObject, data: unknown): string {
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
@@ -53,9 +58,7 @@ function describe(e: ErrorObject, data: unknown): string {
       return 'is required but missing';
     case 'discriminator': {
       const tag = (data as Record<string, unknown> | null)?.type;
-      return p.error === 'mapping'
-        ? `unknown event type ${JSON.stringify(tag)}`
-        : 'expected a string event type';
+      return p.error === 'mapping' ? unknownType(tag) : 'expected a string event type';
     }
     case 'const':
       return `expected ${JSON.stringify(p.allowedValue)}`;
@@ -63,6 +66,9 @@ function describe(e: ErrorObject, data: unknown): string {
       return `expected one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     case 'type':
       return `expected ${String(p.type)}`;
+    case 'pattern':
+      if (e.schemaPath.includes('/text/')) return 'contains a control character (C0, DEL or C1), which a trace may not hold in text';
+      return 'does not have the expected form';
     case 'oneOf':
     case 'anyOf':
       if (e.schemaPath.includes('/u64/')) {

@@ -11,6 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { splitCapture } from '../../src/lab/capture.js';
+import { parseTraceText } from '../../src/trace/line-parser.js';
+import { IncompleteSegment } from '../../src/trace/reader.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const program = join(root, 'tools/capture/vfio-capture.awk');
@@ -103,6 +106,23 @@ const awks = [
 describe.each(awks)('vfio-capture.awk under %s', (cmd, args) => {
   const r = spawnSync(cmd, args, { input: RAW.join('\n') + '\n', encoding: 'utf8' });
   const events = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+  // The last line is the end record, counting the events before it.
+  const end = events.pop();
+
+  it('ends with the end record', () => {
+    expect(end).toEqual({ type: 'end', events: EXPECTED.length });
+  });
+
+  it('with the header vfio-capture.sh writes, reads whole; the lab cuts it into workloads that read too', () => {
+    const header = '{"type":"header","format":"vfio-trace","version":2,"trace_id":"lab/all","end_record":true}';
+    const text = header + '\n' + r.stdout;
+    expect(parseTraceText(text).events).toHaveLength(EXPECTED.length);
+    // Without its last line the capture is still being written.
+    expect(() => parseTraceText(text.trimEnd().split('\n').slice(0, -1).join('\n'))).toThrow(IncompleteSegment);
+    const workloads = splitCapture(text);
+    expect(workloads.map((w) => [w.comm, w.pid])).toEqual([['qemu-system-x86', 100]]);
+    expect(parseTraceText(workloads[0]!.lines.join('\n')).events).toHaveLength(EXPECTED.length);
+  });
 
   it('writes the events the raw lines mean, numbered from 1 with their times', () => {
     expect(r.status).toBe(0);

@@ -13,7 +13,7 @@ const errorOf = traceErrorOf;
 
 describe('LineParser errors name file, line and field', () => {
   const cases: [string, string, number, string | undefined, RegExp][] = [
-    ['not JSON', `${H}\n{"type":"open",`, 2, undefined, /not valid JSON/],
+    ['not JSON', `${H}\n{"type":"open",`, 2, undefined, /^not JSON \(at column 16\)$/],
     ['a non-object line', `${H}\n[1,2]`, 2, undefined, /expected a JSON object/],
     ['an unknown event type', `${H}\n{"type":"mprotect","seq":1}`, 2, 'type', /unknown event type "mprotect"/],
     ['a missing field', `${H}\n{"type":"open","seq":1,"pid":1,"path":"/dev/vfio/vfio"}`, 2, 'fd', /required/],

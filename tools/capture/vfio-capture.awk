@@ -12,7 +12,9 @@
 # POSIX awk (mawk, gawk, busybox): no bit operations, so flags arrive in
 # decimal and bits are tested with arithmetic; 64-bit values stay strings.
 # Raw lines it cannot read, and VFIO ioctls on descriptors it never saw
-# opened, are counted and reported on stderr at the end.
+# opened, are counted and reported on stderr at the end. Its last line is
+# the end record, {"type":"end","events":N}: a reader knows the capture
+# finished (vfio-capture.sh's header promises it with "end_record":true).
 
 function bit(v, b) { return int(v / b) % 2 }
 function q(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
@@ -226,6 +228,8 @@ $2 == "unpin" {
 { unreadable("not a vfio-capture.bt line") }
 
 END {
+	# The end record, last: the trace is complete (the header says "end_record":true).
+	print "{\"type\":\"end\",\"events\":" (seq + 0) "}"
 	if (bad > 0) printf("vfio-capture.awk: %d raw lines were not vfio-capture.bt lines (not in the trace)\n", bad) > "/dev/stderr"
 	if (orphan > 0) printf("vfio-capture.awk: %d VFIO ioctls were on descriptors opened before the capture (not in the trace)\n", orphan) > "/dev/stderr"
 }

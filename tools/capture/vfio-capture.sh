@@ -118,9 +118,9 @@ header() {
     # Duplicates (one per group) are harmless: the windows are the same.
     iommus="${iommus:+$iommus,}{\"id\":$(json_str "$unit"),\"reserved\":[${unit_resv[$unit]}]}"
   done
-  printf '{"type":"header","format":"vfio-trace","version":2,"trace_id":%s,"segment":0,"host":%s,"kernel":%s,"arch":%s,"page_size":%s,"captured_by":"vfio-capture.sh (bpftrace %s)"%s%s,"module_params":{"dma_entry_limit":%s,"allow_unsafe_interrupts":%s,"disable_hugepages":%s},"topology":{"iommus":[%s],"groups":[%s]}}\n' \
+  printf '{"type":"header","format":"vfio-trace","version":2,"trace_id":%s,"segment":0,"host":%s,"kernel":%s,"arch":%s,"page_size":%s,"captured_by":"vfio-capture.sh (bpftrace %s)"%s%s%s,"module_params":{"dma_entry_limit":%s,"allow_unsafe_interrupts":%s,"disable_hugepages":%s},"topology":{"iommus":[%s],"groups":[%s]}}\n' \
     "$(json_str "$trace_id")" "$(json_str "$(hostname)")" "$(json_str "$(uname -r)")" "$(json_str "$(uname -m)")" \
-    "$(getconf PAGESIZE 2>/dev/null || echo 4096)" "$bpftrace_version" "$guest_memory" "$attached" "$limit" "$bool_unsafe" "$bool_hp" "$iommus" "$groups"
+    "$(getconf PAGESIZE 2>/dev/null || echo 4096)" "$bpftrace_version" "$guest_memory" "$attached" "$end_record" "$limit" "$bool_unsafe" "$bool_hp" "$iommus" "$groups"
 }
 
 guest_memory="$(guest_memory_json)" || exit 2
@@ -130,6 +130,11 @@ if [ "$follow_pid" != 0 ]; then
   attached=",\"attached\":[{\"pid\":$follow_pid,\"comm\":$(json_str "$attached_comm")}]"
 fi
 bpftrace_version="$("$bpftrace" --version 2>/dev/null | head -1 | sed 's/^bpftrace //')" || bpftrace_version="unknown"
+# A capture ends with the awk's end record, so its header promises one: a
+# reader never takes a capture that is still being written (--header-only
+# writes no events and no end record, so it promises none).
+end_record=',"end_record":true'
+[ "$header_only" = 1 ] && end_record=""
 header
 [ "$header_only" = 1 ] && exit 0
 
