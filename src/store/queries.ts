@@ -150,6 +150,11 @@ export interface FindingRow {
   details: Record<string, unknown>;
   event: unknown;
   context: unknown[];
+  /** true: a row that stands for `occurrences` findings of this design and code folded past --max-findings-per-code (seq the first, last_seq the last). */
+  aggregate: boolean;
+  occurrences: number;
+  /** The last folded finding's seq (aggregate rows only; null otherwise). */
+  last_seq: number | null;
 }
 
 export interface FindingFilter {
@@ -178,13 +183,14 @@ export function listFindings(db: Db, f: FindingFilter): FindingRow[] {
   }
   const rows = db
     .prepare(
-      `SELECT f.id, f.trace_id, f.segment, f.backend, f.code, f.severity, f.seq, f.message, f.details, f.event, f.context
+      `SELECT f.id, f.trace_id, f.segment, f.backend, f.code, f.severity, f.seq, f.message, f.details, f.event, f.context, f.aggregate, f.occurrences, f.last_seq
          FROM findings f ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
         ORDER BY f.id LIMIT @limit`,
     )
-    .all(params) as (Omit<FindingRow, 'details' | 'event' | 'context'> & { details: string; event: string | null; context: string | null })[];
+    .all(params) as (Omit<FindingRow, 'details' | 'event' | 'context' | 'aggregate'> & { details: string; event: string | null; context: string | null; aggregate: number })[];
   return rows.map((r) => ({
     ...r,
+    aggregate: r.aggregate === 1,
     details: JSON.parse(r.details) as Record<string, unknown>,
     event: r.event === null ? null : (JSON.parse(r.event) as unknown),
     context: r.context === null ? [] : (JSON.parse(r.context) as string[]).map((l) => JSON.parse(l) as unknown),
@@ -367,6 +373,7 @@ export function timelineColumns(db: Db, traceId: string, backend: string, pid: n
  * src/report/findings.ts), with the count and the first and last seq, by
  * one GROUP BY: a trace with hundreds of thousands of findings gives a few
  * rows. DESIGN_DIVERGENCE findings are left out (listFindings has them).
+ * An aggregate row counts as its occurrences, up to its last seq.
  */
 export function findingGroups(db: Db, traceId: string): FindingGroup[] {
   requireTrace(db, traceId);
@@ -376,7 +383,7 @@ export function findingGroups(db: Db, traceId: string): FindingGroup[] {
       `SELECT g.backend, g.code, g.severity, g.cause, g.count, g.first_seq, g.last_seq, f.message
          FROM (SELECT backend, code, severity,
                       coalesce(nullif(CASE WHEN instr(details, '"cause"') THEN json_extract(details, '$.cause') END, ''), pinledger_normalise(message)) AS cause,
-                      count(*) AS count, min(seq) AS first_seq, max(seq) AS last_seq, min(id) AS first_id
+                      sum(occurrences) AS count, min(seq) AS first_seq, max(coalesce(last_seq, seq)) AS last_seq, min(id) AS first_id
                  FROM findings WHERE trace_id = ? AND code != 'DESIGN_DIVERGENCE'
                 GROUP BY backend, code, severity, cause) g
          JOIN findings f ON f.id = g.first_id`,

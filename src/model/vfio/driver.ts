@@ -60,6 +60,8 @@ export interface IommuBackend {
   mmGone(pid: number): void;
   /** Checks the backend's own invariants over a range of IOVA (all when omitted). */
   checkInvariants(range?: { start: bigint; size: bigint }): void;
+  /** vfio_dma entries the container holds (its dma_list's size), without building a snapshot. */
+  mappings(): number;
   snapshot(): BackendSnapshot;
 }
 

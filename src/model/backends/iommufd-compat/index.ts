@@ -137,6 +137,10 @@ export class IommufdCompat implements IommuBackend {
     });
   }
 
+  mappings(): number {
+    return this.iommu.dmaList.count;
+  }
+
   snapshot(): BackendSnapshot {
     const s = snapshotType1('iommufd-compat', this.iommu);
     s.dmaAvail = U32_MAX;

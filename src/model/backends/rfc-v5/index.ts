@@ -256,6 +256,10 @@ export class RfcV5Type1 implements IommuBackend {
     }
   }
 
+  mappings(): number {
+    return this.iommu.dmaList.count;
+  }
+
   snapshot(): BackendSnapshot {
     const s = snapshotType1('rfc-v5', this.iommu);
     s.emulatedGroups = this.mediated?.groups.map((g) => g.id) ?? [];

@@ -68,6 +68,10 @@ export class UpstreamType1 implements IommuBackend {
     );
   }
 
+  mappings(): number {
+    return this.iommu.dmaList.count;
+  }
+
   snapshot(): BackendSnapshot {
     return snapshotType1('upstream', this.iommu);
   }
