@@ -309,13 +309,16 @@ describe('the shipped systemd unit', () => {
         .filter((l) => l.startsWith(`${key}=`))
         .map((l) => l.slice(key.length + 1));
     const state = fresh('systemd');
-    const place = (s: string) => s.replaceAll('/usr/bin/node', process.execPath).replaceAll('/opt/pinledger', root).replaceAll('/var/lib/pinledger', state);
+    const conf = fresh('systemd-etc');
+    const place = (s: string) => s.replaceAll('/usr/bin/node', process.execPath).replaceAll('/opt/pinledger', root).replaceAll('/var/lib/pinledger', state).replaceAll('/etc/pinledger', conf);
     const [cmd, ...args] = place(values('ExecStart')[0]!).split(' ');
     const env: Record<string, string> = {};
     for (const v of values('Environment').flatMap((e) => e.split(' '))) env[v.slice(0, v.indexOf('='))] = v.slice(v.indexOf('=') + 1);
     expect(env).toEqual({ PINLEDGER_LOG_LEVEL: 'info' });
     const cwd = place(values('WorkingDirectory')[0]!);
-    expect(cwd).toBe(state);
+    expect(cwd).toBe(conf);
+    // A config planted in the state directory is not the unit's.
+    writeFileSync(join(state, 'pinledger.config.json'), JSON.stringify({ 'stable-ms': 100000000 }));
     mkdirSync(join(state, 'incoming'));
     copyFileSync(sample('vm-boot.jsonl'), join(state, 'incoming/vm-boot.jsonl'));
     // systemd starts services with a minimal environment.

@@ -15,9 +15,17 @@
  * and the file), since it can only be a typo; unknown PINLEDGER_*
  * variables are not refused, as other tools and the test suite share the
  * prefix.
+ *
+ * The implicit ./pinledger.config.json (the daemon runs as root on a
+ * folder others write into) is read only when it is safe to: never when
+ * the working directory is the drop folder or inside it, and only when it
+ * is a regular file (not a link) owned by root or the effective uid and
+ * not writable by group or others, as sshd's StrictModes asks. Otherwise
+ * it is ignored with one line on stderr. `--config` and PINLEDGER_CONFIG
+ * name a file explicitly and are read as given.
  */
-import { readFileSync } from 'node:fs';
-import { isAbsolute, relative } from 'node:path';
+import { lstatSync, readFileSync, realpathSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -185,4 +193,58 @@ export function loadConfig(path: string, known: ReadonlySet<string>): Record<str
     if (!known.has(k)) throw new ConfigError(`config ${name}: ${JSON.stringify(k)} is not an option of any pinledger command`);
   }
   return doc as Record<string, unknown>;
+}
+
+/** The config file looked for in the working directory. */
+export const DEFAULT_CONFIG = 'pinledger.config.json';
+
+/** The daemon's drop folder: `--watch X` / `--watch=X` on the command line (the last), else PINLEDGER_WATCH, else the default. */
+export function watchOf(argv: readonly string[], env: NodeJS.ProcessEnv, fallback: string): string {
+  let w: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const t = argv[i]!;
+    if (t === '--') break;
+    if (t === '--watch' && i + 1 < argv.length) w = argv[++i]!;
+    else if (t.startsWith('--watch=')) w = t.slice('--watch='.length);
+  }
+  return w ?? env.PINLEDGER_WATCH ?? fallback;
+}
+
+const real = (p: string): string => {
+  try {
+    return realpathSync(p);
+  } catch {
+    // Not there (yet): the path as given, resolved.
+    return resolve(p);
+  }
+};
+
+/** Is `inner` the folder `outer` or inside it? */
+export function isWithin(inner: string, outer: string): boolean {
+  const r = relative(outer, inner);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+export type ImplicitConfig = { use: string } | { ignored: string; reason: string } | undefined;
+
+/**
+ * Whether ./pinledger.config.json is read: undefined when there is none,
+ * else the path to use or why it is ignored.
+ */
+export function implicitConfig(argv: readonly string[], env: NodeJS.ProcessEnv, defaultWatch: string, cwd = process.cwd()): ImplicitConfig {
+  const path = resolve(cwd, DEFAULT_CONFIG);
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return { ignored: DEFAULT_CONFIG, reason: `cannot be checked (${(e as NodeJS.ErrnoException).code})` };
+  }
+  const watch = real(resolve(cwd, watchOf(argv, env, defaultWatch)));
+  if (isWithin(real(cwd), watch)) return { ignored: DEFAULT_CONFIG, reason: `the working directory is inside the drop folder ${watch}` };
+  if (!st.isFile()) return { ignored: DEFAULT_CONFIG, reason: st.isSymbolicLink() ? 'a symlink, not a regular file' : 'not a regular file' };
+  const euid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
+  if (st.uid !== 0 && st.uid !== euid) return { ignored: DEFAULT_CONFIG, reason: `owned by uid ${st.uid}, neither root nor uid ${euid}` };
+  if ((st.mode & 0o022) !== 0) return { ignored: DEFAULT_CONFIG, reason: `writable by ${(st.mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${(st.mode & 0o777).toString(8)})` };
+  return { use: DEFAULT_CONFIG };
 }

@@ -9,33 +9,40 @@
  * failed check. Options also come from PINLEDGER_* variables and a config
  * file, for the options the running command declares only (src/cli/config.ts).
  */
-import { existsSync } from 'node:fs';
 import yargs, { type CommandModule, type MiddlewareFunction } from 'yargs';
 import { TraceError } from '../trace/trace-error.js';
-import { daemonCommand } from './commands/daemon.js';
+import { IncompleteSegment } from '../trace/stop.js';
+import { printable } from './format.js';
+import { DEFAULT_WATCH, daemonCommand } from './commands/daemon.js';
 import { ingestCommand } from './commands/ingest.js';
 import { replayCommand } from './commands/replay.js';
-import { accountingCommand, diffCommand, findingsCommand, sqlCommand, stateCommand, tracesCommand } from './commands/queries.js';
+import { accountingCommand, findingsCommand, tracesCommand } from './commands/queries.js';
+import { diffCommand } from './commands/diff.js';
+import { sqlCommand } from './commands/sql.js';
+import { stateCommand } from './commands/state.js';
 import { QueryError } from '../store/queries.js';
+import { StoreFault } from '../store/store-error.js';
+import { checkCommand } from './commands/check.js';
+import { segmentsCommand } from './commands/segments.js';
 import { reportCommand } from './commands/report.js';
 import { genCommand } from './commands/gen.js';
 import { importCommand } from './commands/import.js';
 import { LAB_COMMANDS, labCommand } from './commands/lab.js';
-import { ConfigError, camel, loadConfig, optionsOfCommands } from './config.js';
+import { ConfigError, DEFAULT_CONFIG, camel, implicitConfig, loadConfig, optionsOfCommands } from './config.js';
 import { UsageError } from './usage-error.js';
-
-const DEFAULT_CONFIG = 'pinledger.config.json';
 
 const COMMANDS = [
   replayCommand,
   ingestCommand,
   daemonCommand,
   tracesCommand,
+  segmentsCommand,
   findingsCommand,
   accountingCommand,
   stateCommand,
   diffCommand,
   sqlCommand,
+  checkCommand,
   reportCommand,
   genCommand,
   importCommand,
@@ -47,13 +54,15 @@ interface WithOptions {
   getOptions(): { key: Record<string, unknown>; alias: Record<string, string[] | undefined> };
 }
 
-/** Any message as one line. */
+/** Any message as one line, control characters escaped (a trace_id may hold ESC). */
 const oneLine = (s: string): string =>
-  s
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join(' ');
+  printable(
+    s
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .join(' '),
+  );
 
 /**
  * yargs' messages, clearer: an unknown option named once (yargs lists
@@ -71,7 +80,10 @@ function tidy(msg: string, usage: string | undefined): string {
 /** Errors the user can fix (bad usage, bad input, a file that is not what it should be): exit 2. */
 function userError(e: unknown): string | undefined {
   if (e instanceof TraceError) return `bad trace: ${e.message}`;
+  if (e instanceof IncompleteSegment) return `${e.file}: ${e.message}`;
   if (e instanceof UsageError || e instanceof QueryError || e instanceof ConfigError) return e.message;
+  // The store refusing a database (newer schema, not a database, corrupt): one line.
+  if (e instanceof StoreFault) return e.message;
   const err = e as NodeJS.ErrnoException & { name?: string };
   // fs errors (a missing file, a directory where a file was expected, no permission).
   if (err && typeof err.code === 'string' && typeof err.syscall === 'string') return err.message;
@@ -123,6 +135,9 @@ export async function main(argv: string[]): Promise<number> {
   const commandName = module ? [words[0], ...(sub ? [words[1]] : [])].join(' ') : undefined;
   const usage = module ? (sub ? `lab ${String(sub.command)}` : String(module.command)) : undefined;
   let configError: ConfigError | undefined;
+  // ./pinledger.config.json only where it is safe to read (src/cli/config.ts).
+  const implicit = implicitConfig(argv, process.env, DEFAULT_WATCH);
+  if (implicit && 'ignored' in implicit) process.stderr.write(`pinledger: not reading ./${implicit.ignored}: ${implicit.reason}\n`);
 
   const y = yargs(argv);
   try {
@@ -141,7 +156,7 @@ export async function main(argv: string[]): Promise<number> {
           throw e;
         }
       })
-      .default('config', existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined, `./${DEFAULT_CONFIG} when present`)
+      .default('config', implicit && 'use' in implicit ? implicit.use : undefined, `./${DEFAULT_CONFIG} when present, owned by root or you, not writable by others, and not inside the drop folder`)
       // Before validation: drop what the environment or the config file set
       // for options this command does not have (strict mode checks the rest).
       .middleware(((args: Record<string, unknown>, inner: WithOptions) => {

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import Database from 'better-sqlite3';
 
 const hx = (v: bigint) => '0x' + v.toString(16);
 
@@ -54,15 +55,31 @@ export function drop(dir: string, name: string, text: string): string {
 export interface DaemonProc {
   child: ChildProcess;
   logs: Record<string, unknown>[];
+  /** Everything on stderr so far. */
+  stderr(): string;
   waitFor(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   exited: Promise<number | null>;
 }
 
 const root = new URL('../..', import.meta.url).pathname;
 
-export function startDaemon(watch: string, db: string, extra: string[] = []): DaemonProc {
+export interface StartOptions {
+  /** Run as this user (root tests DAC failures through a daemon that is not root). */
+  uid?: number;
+  gid?: number;
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+/** The environment without the developer's PINLEDGER_* variables. */
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PINLEDGER_'))) as Record<string, string>;
+
+export function startDaemon(watch: string, db: string, extra: string[] = [], opts: StartOptions = {}): DaemonProc {
   const child = spawn(process.execPath, [join(root, 'bin/pinledger.js'), 'daemon', '--watch', watch, '--db', db, '--stable-ms', '150', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...baseEnv, ...opts.env },
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
+    ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.gid ?? opts.uid }),
   });
   const logs: Record<string, unknown>[] = [];
   const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
@@ -87,6 +104,7 @@ export function startDaemon(watch: string, db: string, extra: string[] = []): Da
   return {
     child,
     logs,
+    stderr: () => stderr,
     exited,
     waitFor(pred, timeoutMs = 20000) {
       const hit = logs.find(pred);
@@ -97,4 +115,27 @@ export function startDaemon(watch: string, db: string, extra: string[] = []): Da
       });
     },
   };
+}
+
+/** The intake ledger, in a stable order, without the times. */
+export function ledger(dbFile: string): { name: string; status: string; reason: string | null; trace_id: string | null; segment: number | null; moved_to: string | null }[] {
+  const db = new Database(dbFile, { readonly: true });
+  try {
+    return db.prepare('SELECT name, status, reason, trace_id, segment, moved_to FROM files ORDER BY name, id').all() as ReturnType<typeof ledger>;
+  } finally {
+    db.close();
+  }
+}
+
+/** The nobody user: a daemon that is not root, for permission failures root would not see. */
+export const NOBODY = 65534;
+
+/** A header line and events for a tiny valid trace of its own trace id (segment `segment`). */
+export function tinyTrace(traceId: string, segment = 0, firstSeq = 1, extraHeader: Record<string, unknown> = {}): string {
+  const h = { type: 'header', format: 'vfio-trace', version: 1, trace_id: traceId, segment, page_size: 4096, ...extraHeader };
+  const evs = [
+    { type: 'process', pid: 7, op: 'start', memlock_limit: 'unlimited' },
+    { type: 'open', pid: 7, fd: 3, path: '/dev/vfio/vfio' },
+  ];
+  return [JSON.stringify(h), ...evs.slice(0, segment === 0 ? 2 : 0).map((e, i) => JSON.stringify({ seq: firstSeq + i, ...e }))].join('\n') + '\n';
 }

@@ -31,6 +31,10 @@ describe('packaging/systemd/pinledger.service', () => {
     expect(exec[exec.indexOf('--watch') + 1]!.startsWith('/var/lib/pinledger/')).toBe(true);
     expect(exec[exec.indexOf('--db') + 1]!.startsWith('/var/lib/pinledger/')).toBe(true);
     expect(u.get('Service.ReadWritePaths')).toEqual(['/var/lib/pinledger']);
+    // The config file can only come from the root-owned /etc/pinledger, never from the drop folder or the state directory.
+    expect(u.get('Service.ConfigurationDirectory')).toEqual(['pinledger']);
+    expect(u.get('Service.WorkingDirectory')).toEqual(['/etc/pinledger']);
+    expect(exec).not.toContain('--config');
     expect(u.get('Install.WantedBy')).toEqual(['multi-user.target']);
   });
 });
