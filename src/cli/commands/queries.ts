@@ -13,35 +13,10 @@ import { answerOfRow, formatLimit, memlockSentence, sentencePrefix } from '../..
 import { decidingDesigns } from '../../replay/designs.js';
 import { dbOption, openDb, parseSince, requirePid, sinceOption, sparkline } from '../query-args.js';
 import { nonEmpty, wholeNumber } from '../usage-error.js';
-import { outText } from './output.js';
+import { type Common, bigintHex, json, jsonOption, out, outText, streamArray, write } from './output.js';
 
-const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : s + '\n');
-const write = (s: string): void => void process.stdout.write(s);
-const bigintHex = (_k: string, x: unknown): unknown => (typeof x === 'bigint' ? '0x' + x.toString(16) : x);
-
-/** Items of an array written one per line as they come, in chunks: the array is never held whole. */
-function streamArray<T>(items: Iterable<T>, indent: string, encode: (x: T) => string): void {
-  let chunk = '[';
-  let first = true;
-  for (const x of items) {
-    chunk += (first ? '\n' : ',\n') + indent + '  ' + encode(x);
-    first = false;
-    if (chunk.length > 1 << 16) {
-      write(chunk);
-      chunk = '';
-    }
-  }
-  write(chunk + (first ? ']' : '\n' + indent + ']'));
-}
-
-const json = (v: unknown): void => out(JSON.stringify(v, bigintHex, 2));
 const when = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString().replace('.000Z', 'Z'));
 
-interface Common {
-  db: string;
-  json: boolean;
-}
-const jsonOption = { type: 'boolean', default: false, describe: 'print a JSON document' } as const;
 
 export const tracesCommand: CommandModule<object, Common & { status?: string; since?: string }> = {
   command: 'traces',
