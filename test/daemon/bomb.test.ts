@@ -11,14 +11,10 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type DaemonProc, drop, ledger, startDaemon } from './fixtures.js';
+import { killLeftDaemons, drop, ledger, startDaemon } from './fixtures.js';
 
 const sample = (n: string) => readFileSync(new URL(`../../traces/samples/${n}`, import.meta.url), 'utf8');
-let daemons: DaemonProc[] = [];
-afterEach(() => {
-  for (const d of daemons) if (d.child.exitCode === null) d.child.kill('SIGKILL');
-  daemons = [];
-});
+afterEach(killLeftDaemons);
 
 /** A header, then `members` gzip members of 64 MiB of newlines each (a multi-member gzip is one stream to gunzip). */
 function bomb(file: string, members: number): void {
@@ -44,7 +40,6 @@ describe('a gzip bomb in the drop folder', () => {
     bomb(join(dir, 'bomb.jsonl.gz'), 160);
     const dbFile = join(dir, 'p.db');
     const d = startDaemon(watch, dbFile);
-    daemons.push(d);
     await d.waitFor((l) => l.msg === 'ready');
     // Renamed in, as a capture tool drops a finished file.
     copyFileSync(join(dir, 'bomb.jsonl.gz'), join(watch, 'bomb.jsonl.gz.tmp'));
@@ -68,7 +63,6 @@ describe('a gzip bomb in the drop folder', () => {
     bomb(join(watch, 'bomb.jsonl.gz'), 4);
     const dbFile = join(dir, 'p.db');
     const d = startDaemon(watch, dbFile, ['--max-file-size', '16M']);
-    daemons.push(d);
     const q = await d.waitFor((l) => l.file === 'bomb.jsonl.gz' && l.status === 'quarantined');
     expect(q.reason).toMatch(/^bomb\.jsonl\.gz:\d+: larger than the limit of 16777216 bytes uncompressed \(--max-file-size\)$/);
     drop(watch, 'after.jsonl', sample('vm-boot.jsonl'));

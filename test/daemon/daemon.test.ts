@@ -5,20 +5,14 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKENDS } from '../../src/model/backends/index.js';
 import { replayFiles } from '../../src/replay/replay-files.js';
-import { type DaemonProc, churnSegments, drop, startDaemon } from './fixtures.js';
+import { type DaemonProc, killLeftDaemons, churnSegments, drop, startDaemon } from './fixtures.js';
 
 const sample = (n: string) => readFileSync(new URL(`../../traces/samples/${n}`, import.meta.url), 'utf8');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-let daemons: DaemonProc[] = [];
-
-afterEach(() => {
-  for (const d of daemons) if (d.child.exitCode === null) d.child.kill('SIGKILL');
-  daemons = [];
-});
+afterEach(killLeftDaemons);
 
 function start(watch: string, db: string): DaemonProc {
   const d = startDaemon(watch, db);
-  daemons.push(d);
   return d;
 }
 

@@ -10,15 +10,11 @@ import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type DaemonProc, NOBODY, churnSegments, drop, ledger, startDaemon } from './fixtures.js';
+import { type DaemonProc, killLeftDaemons, NOBODY, churnSegments, drop, ledger, startDaemon } from './fixtures.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const sample = (n: string) => join(root, 'traces/samples', n);
-let daemons: DaemonProc[] = [];
-afterEach(() => {
-  for (const d of daemons) if (d.child.exitCode === null) d.child.kill('SIGKILL');
-  daemons = [];
-});
+afterEach(killLeftDaemons);
 
 /** A state directory and drop folder owned by nobody. */
 function nobodyDirs(): { state: string; watch: string; dbFile: string } {
@@ -35,7 +31,6 @@ function nobodyDirs(): { state: string; watch: string; dbFile: string } {
 
 function start(watch: string, dbFile: string): DaemonProc {
   const d = startDaemon(watch, dbFile, [], { uid: NOBODY, gid: NOBODY, cwd: '/' });
-  daemons.push(d);
   return d;
 }
 
@@ -43,7 +38,6 @@ describe('a busy database', () => {
   it('is retried with backoff, each attempt logged, and the file ingested once the lock is let go', async () => {
     const { watch, dbFile } = nobodyDirs();
     const d = startDaemon(watch, dbFile);
-    daemons.push(d);
     await d.waitFor((l) => l.msg === 'ready');
     const other = new Database(dbFile, { timeout: 0 });
     other.exec('BEGIN IMMEDIATE');

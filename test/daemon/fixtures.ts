@@ -74,6 +74,14 @@ export interface StartOptions {
 /** The environment without the developer's PINLEDGER_* variables. */
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PINLEDGER_'))) as Record<string, string>;
 
+/** Every daemon started here, so a test file can kill what its tests left running (afterEach(killLeftDaemons)). */
+const started: DaemonProc[] = [];
+
+/** Kills (SIGKILL) every daemon started so far that is still running. */
+export function killLeftDaemons(): void {
+  for (const d of started.splice(0)) if (d.child.exitCode === null) d.child.kill('SIGKILL');
+}
+
 export function startDaemon(watch: string, db: string, extra: string[] = [], opts: StartOptions = {}): DaemonProc {
   const child = spawn(process.execPath, [join(root, 'bin/pinledger.js'), 'daemon', '--watch', watch, '--db', db, '--stable-ms', '150', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -101,7 +109,7 @@ export function startDaemon(watch: string, db: string, extra: string[] = [], opt
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  return {
+  const proc: DaemonProc = {
     child,
     logs,
     stderr: () => stderr,
@@ -115,6 +123,8 @@ export function startDaemon(watch: string, db: string, extra: string[] = [], opt
       });
     },
   };
+  started.push(proc);
+  return proc;
 }
 
 /** The intake ledger, in a stable order, without the times. */

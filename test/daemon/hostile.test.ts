@@ -11,17 +11,12 @@ import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type DaemonProc, drop, ledger, startDaemon } from './fixtures.js';
+import { type DaemonProc, killLeftDaemons, drop, ledger, startDaemon } from './fixtures.js';
 
 const sample = (n: string) => readFileSync(new URL(`../../traces/samples/${n}`, import.meta.url), 'utf8');
-let daemons: DaemonProc[] = [];
-afterEach(() => {
-  for (const d of daemons) if (d.child.exitCode === null) d.child.kill('SIGKILL');
-  daemons = [];
-});
+afterEach(killLeftDaemons);
 function start(...a: Parameters<typeof startDaemon>): DaemonProc {
   const d = startDaemon(...a);
-  daemons.push(d);
   return d;
 }
 

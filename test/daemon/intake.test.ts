@@ -9,17 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type DaemonProc, churnSegments, drop, ledger, startDaemon, tinyTrace } from './fixtures.js';
+import { type DaemonProc, killLeftDaemons, churnSegments, drop, ledger, startDaemon, tinyTrace } from './fixtures.js';
 
-let daemons: DaemonProc[] = [];
-afterEach(() => {
-  for (const d of daemons) if (d.child.exitCode === null) d.child.kill('SIGKILL');
-  daemons = [];
-});
+afterEach(killLeftDaemons);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function start(...a: Parameters<typeof startDaemon>): DaemonProc {
   const d = startDaemon(...a);
-  daemons.push(d);
   return d;
 }
 function fresh(): { watch: string; dbFile: string } {

@@ -5,25 +5,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireStoreLock } from '../../src/store/lock.js';
-import { type DaemonProc, ledger, startDaemon } from './fixtures.js';
+import { killLeftDaemons, ledger, startDaemon } from './fixtures.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const sample = (n: string) => join(root, 'traces/samples', n);
-let daemons: DaemonProc[] = [];
-afterEach(() => {
-  for (const d of daemons) if (d.child.exitCode === null) d.child.kill('SIGKILL');
-  daemons = [];
-});
+afterEach(killLeftDaemons);
 
 describe('one daemon per database', () => {
   it('a second daemon exits 2 naming the first one pid before touching its folder; ingest is refused while the daemon holds the database', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pinledger-lock-'));
     const dbFile = join(dir, 'p.db');
     const d = startDaemon(join(dir, 'a'), dbFile);
-    daemons.push(d);
     await d.waitFor((l) => l.msg === 'ready');
     const second = startDaemon(join(dir, 'b'), dbFile);
-    daemons.push(second);
     expect(await second.exited).toBe(2);
     expect(second.stderr()).toBe(`pinledger: ${dbFile} is held by the pinledger daemon pid ${d.child.pid}: one daemon per database\n`);
     // Its folder was never created.
